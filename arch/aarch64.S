@@ -1,0 +1,191 @@
+/* arch/aarch64.S: goroutine context switch (gogo, mcall) and a goroutine's first frame (goentry, goexit). */
+#include "asm.h"
+
+/* AAPCS64: x19-x29, x30 (as the return address), the low 64 bits of v8-v15 (d8-d15)
+ * and the control bits of FPCR are preserved across a call; everything else the C
+ * caller of mcall already treats as clobbered. So a switch saves exactly those, on
+ * the stack being left, as asm.h lays them out from sched.sp up:
+ *     0  d8  d9  d10 d11 d12 d13 d14 d15
+ *    64  x19 x20 x21 x22 x23 x24 x25 x26 x27 x28
+ *   144  x29 x30 (the resume pc)
+ *   160  fpcr, pad                                  176 bytes, 16-byte aligned
+ * g_tls is reached as the C side's initial-exec getg() does: tpidr_el0 plus the
+ * offset the GOT holds (the linker relaxes this to a constant in an executable).
+ * Indirect branches to C go through x16 so that BTI "bti c" landing pads accept them;
+ * the entry points start with "bti c" (hint #34, a nop without BTI). */
+
+#define FRAME	176
+#define OFF_D8	0
+#define OFF_X19	64
+#define OFF_X29	144
+#define OFF_FPCR 160
+
+#if CTX_WORDS * 8 != FRAME || CTX_FN * 8 != OFF_X19 || CTX_ARG * 8 != OFF_X19 + 8 || \
+	CTX_FP * 8 != OFF_X29 || CTX_PC * 8 != OFF_X29 + 8 || CTX_FPCR * 8 != OFF_FPCR
+#error "arch/asm.h's aarch64 frame layout does not match arch/aarch64.S"
+#endif
+
+/* reg = &g_tls for this thread; clobbers tmp */
+.macro	tlsaddr reg, tmp
+	mrs	\reg, tpidr_el0
+	adrp	\tmp, :gottprel:g_tls
+	ldr	\tmp, [\tmp, #:gottprel_lo12:g_tls]
+	add	\reg, \reg, \tmp
+.endm
+
+	.text
+
+/* void gogo(struct g *gp) */
+	.globl	gogo
+	.hidden	gogo
+	.type	gogo, %function
+	.p2align 4
+gogo:
+	.cfi_startproc
+	hint	#34				/* bti c */
+	tlsaddr	x9, x10
+	str	x0, [x9]
+	ldr	x10, [x0, #G_SCHED_SP]
+	mov	sp, x10
+	.cfi_undefined x30
+	ldr	x11, [sp, #OFF_FPCR]
+	mrs	x12, fpcr
+	cmp	x11, x12
+	b.eq	1f				/* writing FPCR can be slow: only if it differs */
+	msr	fpcr, x11
+1:	ldp	d8, d9, [sp, #OFF_D8 + 0]
+	ldp	d10, d11, [sp, #OFF_D8 + 16]
+	ldp	d12, d13, [sp, #OFF_D8 + 32]
+	ldp	d14, d15, [sp, #OFF_D8 + 48]
+	ldp	x19, x20, [sp, #OFF_X19 + 0]
+	ldp	x21, x22, [sp, #OFF_X19 + 16]
+	ldp	x23, x24, [sp, #OFF_X19 + 32]
+	ldp	x25, x26, [sp, #OFF_X19 + 48]
+	ldp	x27, x28, [sp, #OFF_X19 + 64]
+	ldp	x29, x30, [sp, #OFF_X29]
+	add	sp, sp, #FRAME
+	ret
+	.cfi_endproc
+	.size	gogo, .-gogo
+
+/* void mcall(void (*fn)(struct g *gp)) */
+	.globl	mcall
+	.hidden	mcall
+	.type	mcall, %function
+	.p2align 4
+mcall:
+	.cfi_startproc
+	hint	#34				/* bti c */
+	stp	d8, d9, [sp, #-FRAME]!
+	.cfi_adjust_cfa_offset FRAME
+	.cfi_rel_offset d8, OFF_D8 + 0
+	.cfi_rel_offset d9, OFF_D8 + 8
+	stp	d10, d11, [sp, #OFF_D8 + 16]
+	.cfi_rel_offset d10, OFF_D8 + 16
+	.cfi_rel_offset d11, OFF_D8 + 24
+	stp	d12, d13, [sp, #OFF_D8 + 32]
+	.cfi_rel_offset d12, OFF_D8 + 32
+	.cfi_rel_offset d13, OFF_D8 + 40
+	stp	d14, d15, [sp, #OFF_D8 + 48]
+	.cfi_rel_offset d14, OFF_D8 + 48
+	.cfi_rel_offset d15, OFF_D8 + 56
+	stp	x19, x20, [sp, #OFF_X19 + 0]
+	.cfi_rel_offset x19, OFF_X19 + 0
+	.cfi_rel_offset x20, OFF_X19 + 8
+	stp	x21, x22, [sp, #OFF_X19 + 16]
+	.cfi_rel_offset x21, OFF_X19 + 16
+	.cfi_rel_offset x22, OFF_X19 + 24
+	stp	x23, x24, [sp, #OFF_X19 + 32]
+	.cfi_rel_offset x23, OFF_X19 + 32
+	.cfi_rel_offset x24, OFF_X19 + 40
+	stp	x25, x26, [sp, #OFF_X19 + 48]
+	.cfi_rel_offset x25, OFF_X19 + 48
+	.cfi_rel_offset x26, OFF_X19 + 56
+	stp	x27, x28, [sp, #OFF_X19 + 64]
+	.cfi_rel_offset x27, OFF_X19 + 64
+	.cfi_rel_offset x28, OFF_X19 + 72
+	stp	x29, x30, [sp, #OFF_X29]
+	.cfi_rel_offset x29, OFF_X29
+	.cfi_rel_offset x30, OFF_X29 + 8
+	mrs	x9, fpcr
+	str	x9, [sp, #OFF_FPCR]
+	tlsaddr	x9, x10
+	ldr	x1, [x9]			/* x1 = gp, the goroutine leaving */
+	mov	x10, sp
+	str	x10, [x1, #G_SCHED_SP]
+	ldr	x2, [x1, #G_M]
+	ldr	x2, [x2, #M_G0]			/* x2 = gp->m->g0 */
+	str	x2, [x9]
+	ldr	x10, [x2, #G_SCHED_SP]
+	mov	sp, x10				/* g0's stack, from its top again */
+	.cfi_def_cfa sp, 0
+	.cfi_undefined x30			/* g0's frames start here for an unwinder */
+	mov	x29, #0				/* and for a frame-pointer walker */
+	mov	x16, x0
+	mov	x0, x1
+	blr	x16
+	brk	#0				/* fn returned: a runtime bug */
+	.cfi_endproc
+	.size	mcall, .-mcall
+
+/* A new goroutine's gogo "returns" here with x19 = fn, x20 = arg, x29 = 0 and sp at
+ * the top of its stack; fn(arg) is entered with lr at goexit's call to goexit1. */
+	.globl	goentry
+	.hidden	goentry
+	.type	goentry, %function
+	.p2align 4
+goentry:
+	.cfi_startproc
+	.cfi_undefined x30
+	hint	#34				/* bti c (reached by ret, which BTI does not check) */
+#ifdef GORT_FIBER_HOOKS
+	bl	fiber_started			/* x19, x20 are callee-saved */
+#endif
+	mov	x0, x20
+	adr	x30, .Lgoexit_call
+	mov	x16, x19
+	br	x16
+	.cfi_endproc
+	.size	goentry, .-goentry
+
+/* The outermost frame of every goroutine (the seed's goexit): a goroutine's entry
+ * function returns to goexit+4, the call to goexit1, which ends the goroutine with
+ * mcall(goexit0). The leading nop keeps that return address inside goexit (unwinders
+ * look up pc-1). */
+	.globl	goexit
+	.hidden	goexit
+	.type	goexit, %function
+	.p2align 4
+goexit:
+	.cfi_startproc
+	.cfi_undefined x30
+	nop
+.Lgoexit_call:
+	bl	goexit1
+	brk	#0
+	.cfi_endproc
+	.size	goexit, .-goexit
+
+#if defined(__ARM_FEATURE_BTI_DEFAULT) || defined(__ARM_FEATURE_PAC_DEFAULT)
+/* Tell the linker this object is BTI/PAC-compatible, or it drops the marking for the
+ * whole binary. GNU_PROPERTY_AARCH64_FEATURE_1_AND: bit 0 BTI, bit 1 PAC. */
+	.pushsection .note.gnu.property, "a"
+	.p2align 3
+	.word	4
+	.word	16
+	.word	5				/* NT_GNU_PROPERTY_TYPE_0 */
+	.asciz	"GNU"
+	.word	0xc0000000			/* GNU_PROPERTY_AARCH64_FEATURE_1_AND */
+	.word	4
+#if defined(__ARM_FEATURE_BTI_DEFAULT) && defined(__ARM_FEATURE_PAC_DEFAULT)
+	.word	3
+#elif defined(__ARM_FEATURE_BTI_DEFAULT)
+	.word	1
+#else
+	.word	2
+#endif
+	.word	0
+	.popsection
+#endif
+
+	.section .note.GNU-stack, "", @progbits
