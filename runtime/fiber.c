@@ -1,0 +1,75 @@
+/* runtime/fiber.c: tells ASan and TSan about goroutine stack switches (sanitizer builds only). */
+#include "runtime.h"
+
+#ifdef GORT_FIBER_HOOKS
+#include <sanitizer/common_interface_defs.h>
+#if defined(__SANITIZE_THREAD__)
+#define GORT_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define GORT_TSAN 1
+#endif
+#endif
+#ifdef GORT_TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
+
+/*
+ * ASan: start_switch_fiber before each switch (with the stack being switched to)
+ * and finish_switch_fiber after it, on the new stack. g0 restarts from its top
+ * on every mcall and a dying G never comes back, so neither keeps a fake stack.
+ * TSan: every G is a fiber; switching to it orders everything before the switch
+ * before everything after (flags 0).
+ */
+
+void fiber_create(struct g *gp)
+{
+#ifdef GORT_TSAN
+	gp->fiber = __tsan_create_fiber(0);
+#else
+	(void)gp;
+#endif
+}
+
+void fiber_destroy(struct g *gp)
+{
+#ifdef GORT_TSAN
+	if (gp->fiber)
+		__tsan_destroy_fiber(gp->fiber);
+	gp->fiber = NULL;
+#else
+	(void)gp;
+#endif
+}
+
+void fiber_init_g0(struct g *g0)
+{
+#ifdef GORT_TSAN
+	g0->fiber = __tsan_get_current_fiber();
+#else
+	(void)g0;
+#endif
+}
+
+void fiber_switch(struct g *from, struct g *to, bool from_dying)
+{
+	bool from_g0 = from == from->m->g0 || (to->m && from == to->m->g0);
+	__sanitizer_start_switch_fiber(from_dying || from_g0 ? NULL : &from->asan_fake_stack,
+				       (const void *)to->stacklo, to->stackhi - to->stacklo);
+#ifdef GORT_TSAN
+	__tsan_switch_to_fiber(to->fiber, 0);
+#endif
+}
+
+void fiber_switched(struct g *to)
+{
+	bool is_g0 = to->m && to == to->m->g0;
+	__sanitizer_finish_switch_fiber(is_g0 ? NULL : to->asan_fake_stack, NULL, NULL);
+}
+
+/* goentry calls this first on a new goroutine's stack. */
+void fiber_started(void)
+{
+	__sanitizer_finish_switch_fiber(NULL, NULL, NULL);
+}
+#endif

@@ -1,0 +1,1520 @@
+/* runtime/proc.c: the scheduler: G, M, P and g0; newproc, schedule, findrunnable, execute, goexit. */
+
+/*
+ * Goroutine scheduler
+ * ===================
+ *
+ * gort runs Go's scheduler for C. The vocabulary is Go's, so a reader of
+ * runtime/proc.go finds the same names in the same roles:
+ *
+ *   G  - a goroutine: a saved context (gobuf), a stack, a status, its task.
+ *   M  - an OS thread (a pthread). Every M has a g0: a goroutine whose stack is
+ *        the thread's own. The scheduler (schedule, findrunnable, park_m,
+ *        goexit0, ...) only ever runs on g0, never on a user goroutine's stack.
+ *   P  - the right to run user code: gomaxprocs of them. A P owns a local run
+ *        queue, a runnext slot, a cache of dead Gs, its timers and its io ring.
+ *        An M must hold a P to run goroutines; an M in a long system call gives
+ *        its P away (sysmon's retake), so procs Ps keep running however many Ms
+ *        are blocked.
+ *   sched - global state: the global run queue, idle Ms, idle Ps, the spinning
+ *        count, the global cache of dead Gs.
+ *
+ * Switching. Two primitives in arch/: gogo(gp) switches to gp's stack and
+ * resumes it; mcall(fn) saves the current goroutine's context on its own stack,
+ * switches to g0's stack (always from its top: g0 keeps no frames across
+ * switches) and calls fn(gp) there. A goroutine's context is the callee-saved
+ * registers, the FP control words and the resume pc, pushed on its own stack;
+ * gobuf holds only the stack pointer. gogo jumps; mcall only switches stacks and
+ * calls, because it is itself runtime code called by the goroutine (the seed).
+ *
+ * Life of a goroutine, as the seed describes runtime.main and goexit:
+ * newproc takes a dead G from the P's free list (gfget) or allocates one, and
+ * lays out its stack so that the entry function appears to have been called
+ * from goexit: gogo "returns" into goentry, which jumps to fn with the return
+ * address goexit+1. schedule -> execute -> gogo runs it. When fn returns it lands
+ * on goexit's `call goexit1`; goexit1 does mcall(goexit0), and goexit0, on g0,
+ * marks the G dead, clears it, dropg()s it, puts it on the P's free list
+ * (gfput) and calls schedule() again. A G that exits while locked to its
+ * thread takes the thread with it (mexit) instead of handing it back.
+ *
+ * Finding work (findrunnable): the P's runnext and local queue; the global
+ * queue (first, every 61st schedtick, so that a pair of goroutines readying
+ * each other through runnext cannot starve the global queue); expired timers;
+ * io completions; then steal half of another P's queue (four passes over the Ps
+ * in random order, taking runnext and timers only on the last). An M that finds
+ * nothing gives its P back and sleeps on its note (stopm). One idle M instead
+ * sleeps in netpoll until the earliest timer or an io completion, so timers and
+ * io need no polling loop.
+ *
+ * Spinning Ms and the lost wakeup. An M with a P but no work "spins" looking
+ * for work. At most half the busy Ps' worth of Ms spin (2*nmspinning < busy).
+ * New work must never be left in a queue while every M sleeps, so:
+ *   - whoever makes a G runnable publishes it (runqput) and then calls wakep(),
+ *     which starts an M if there is an idle P and nobody spins. The publication
+ *     and wakep's loads of npidle/nmspinning are ordered by a sequentially
+ *     consistent operation in between (runqput's exchange on runnext, the
+ *     sched.lock acquisition, or an explicit fence): see wakep.
+ *   - a spinning M that finds nothing first puts its P on the idle list and
+ *     decrements nmspinning (both sequentially consistent), and only then looks
+ *     at every P's run queue once more; if it sees work it takes an idle P back
+ *     and spins again.
+ * Either the producer sees the consumer's decrement and wakes an M, or the
+ * consumer's final check sees the producer's G. Ms sleep on futexes (notes),
+ * never in a polling loop.
+ *
+ * Locked threads (gort_lock_os_thread). A locked G runs only on its M. When it
+ * parks, its M gives its P away and sleeps (stoplockedm); whoever dequeues the
+ * G hands its own P to the locked M and wakes it (startlockedm).
+ *
+ * Designs rejected:
+ *   - One global run queue under a lock (as in many thread pools): the lock is
+ *     the bottleneck at ~100 ns/op with two cores; per-P rings make the common
+ *     path lock-free, as Go measured in 2012.
+ *   - ucontext/swapcontext: saves the signal mask with a system call on every
+ *     switch. Our switch saves six registers and two control words.
+ *   - A thread per blocking call: I/O goes through io_uring instead, and the
+ *     rest through entersyscall/exitsyscall with sysmon's retake.
+ *   - One mmap per stack: vm.max_map_count (65530) caps that at ~30,000
+ *     goroutines with guard pages. Stacks come from arenas (stack.c).
+ */
+
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+
+#include "runtime.h"
+#include "sysmon.h"
+
+struct schedt sched;
+struct p **allp;
+int32_t gomaxprocs;
+size_t default_stacksize = 64 * 1024;
+__thread struct g *g_tls __attribute__((tls_model("initial-exec"), visibility("hidden")));
+
+static struct mutex allglock;
+static struct g *allgs;      /* every G ever allocated, through alllink */
+static int64_t allglen;
+static _Atomic bool started;
+
+_Noreturn static void schedule(void);
+static struct g *findrunnable(bool *ret_inherit);
+static void stopm(void);
+static void startm(struct p *pp, bool spinning);
+static void handoffp(struct p *pp);
+_Noreturn static void mexit(struct m *mp);
+
+/* ---- errors ---- */
+
+void throw(const char *msg)
+{
+	struct g *gp = getg();
+	char buf[256];
+	int n = snprintf(buf, sizeof buf, "fatal error: %s\n", msg);
+	if (n > 0)
+		(void)!write(2, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+	if (gp) {
+		struct m *mp = gp->m;
+		n = snprintf(buf, sizeof buf, "m%lld: curg=%lld p=%d locks=%d spinning=%d\n",
+			     (long long)mp->id, mp->curg ? (long long)mp->curg->goid : -1LL,
+			     mp->p ? mp->p->id : -1, mp->locks, mp->spinning);
+		if (n > 0)
+			(void)!write(2, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+	}
+	abort();
+}
+
+void casgstatus(struct g *gp, uint32_t from, uint32_t to)
+{
+	uint32_t old = from;
+	if (unlikely(!atomic_compare_exchange_strong_explicit(&gp->atomicstatus, &old, to,
+							      memory_order_acq_rel, memory_order_acquire))) {
+		char buf[128];
+		snprintf(buf, sizeof buf, "casgstatus: goroutine %lld: %u -> %u, but status is %u",
+			 (long long)gp->goid, from, to, old);
+		throw(buf);
+	}
+}
+
+int64_t nanotime(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+uint32_t fastrand(void)
+{
+	/* wyrand-style xorshift on the M, as Go's fastrand */
+	struct g *gp = getg();
+	static _Atomic uint32_t seed = 0x9e3779b9;
+	if (!gp)
+		return atomic_fetch_add(&seed, 0x9e3779b9) * 0x85ebca6bU;
+	uint32_t *s = gp->m->fastrand;
+	uint32_t s1 = s[0], s0 = s[1];
+	s1 ^= s1 << 17;
+	s1 = s1 ^ s0 ^ s1 >> 7 ^ s0 >> 16;
+	s[0] = s0;
+	s[1] = s1;
+	return s0 + s1;
+}
+
+const char *waitreason_string(enum waitreason r)
+{
+	static const char *const names[WAIT_COUNT] = {
+		[WAIT_NONE] = "",
+		[WAIT_CHAN_RECV] = "chan receive",
+		[WAIT_CHAN_SEND] = "chan send",
+		[WAIT_CHAN_RECV_NIL] = "chan receive (nil chan)",
+		[WAIT_CHAN_SEND_NIL] = "chan send (nil chan)",
+		[WAIT_SELECT] = "select",
+		[WAIT_SELECT_NO_CASES] = "select (no cases)",
+		[WAIT_SLEEP] = "sleep",
+		[WAIT_MUTEX] = "mutex",
+		[WAIT_WAITGROUP] = "waitgroup",
+		[WAIT_ONCE] = "once",
+		[WAIT_IO_READ] = "io read",
+		[WAIT_IO_WRITE] = "io write",
+		[WAIT_IO] = "io",
+		[WAIT_POLL] = "poll",
+		[WAIT_PANIC] = "panic wait",
+		[WAIT_TASK_EXIT] = "task exit",
+		[WAIT_LOCKED_THREAD] = "locked thread",
+	};
+	return (unsigned)r < WAIT_COUNT && names[r] ? names[r] : "unknown";
+}
+
+/* ---- the G free lists ---- */
+
+static void stack_overflow(struct g *gp)
+{
+	char buf[192];
+	int n = snprintf(buf, sizeof buf,
+			 "fatal error: stack overflow\n\ngoroutine %lld: stack [%#lx, %#lx), sp=%#lx\n",
+			 (long long)gp->goid, (unsigned long)gp->stacklo, (unsigned long)gp->stackhi,
+			 (unsigned long)gp->sched.sp);
+	(void)!write(2, buf, n > 0 ? (size_t)n : 0);
+	abort();
+}
+
+/* Every switch away from a user G passes here, on g0. */
+static inline void switched_to_g0(struct g *gp)
+{
+	fiber_switched(gp->m->g0);
+	if (unlikely(!stack_canary_ok(gp)))
+		stack_overflow(gp);
+}
+
+static struct g *malg(size_t stacksize)
+{
+	struct g *gp = calloc(1, sizeof(*gp));
+	if (!gp)
+		return NULL;
+	if (stacksize) {
+		struct stackalloc st;
+		if (stackalloc(stacksize, &st) < 0) {
+			free(gp);
+			return NULL;
+		}
+		gp->stacklo = st.lo;
+		gp->stackhi = st.hi;
+		gp->stacksize = stacksize;
+		gp->stackguarded = st.guarded;
+	}
+	fiber_create(gp);
+	return gp;
+}
+
+static void allgadd(struct g *gp)
+{
+	lock(&allglock);
+	gp->alllink = allgs;
+	allgs = gp;
+	allglen++;
+	unlock(&allglock);
+}
+
+/* Pooled dead Gs past this many in the global list give their stack pages back
+ * (gfree_scavenge, from sysmon: never on the goroutine creation path). */
+#define GFREE_WATERMARK 4096
+
+static void gfput(struct p *pp, struct g *gp)
+{
+	if (readgstatus(gp) != G_DEAD)
+		throw("gfput: bad status (not G_DEAD)");
+	gp->schedlink = pp->gfree;
+	pp->gfree = gp;
+	pp->gfreecnt++;
+	if (pp->gfreecnt >= GFREE_MAX) {
+		/* spill half to the global list */
+		lock(&sched.gflock);
+		while (pp->gfreecnt >= GFREE_MAX / 2) {
+			struct g *g1 = pp->gfree;
+			pp->gfree = g1->schedlink;
+			pp->gfreecnt--;
+			g1->schedlink = sched.gfree;
+			sched.gfree = g1;
+			sched.ngfree++;
+		}
+		unlock(&sched.gflock);
+	}
+}
+
+static struct g *gfget(struct p *pp)
+{
+	if (!pp->gfree && sched.gfree) {
+		lock(&sched.gflock);
+		while (pp->gfreecnt < GFREE_MAX / 2 && sched.gfree) {
+			struct g *g1 = sched.gfree;
+			sched.gfree = g1->schedlink;
+			sched.ngfree--;
+			g1->schedlink = pp->gfree;
+			pp->gfree = g1;
+			pp->gfreecnt++;
+		}
+		unlock(&sched.gflock);
+	}
+	struct g *gp = pp->gfree;
+	if (gp) {
+		pp->gfree = gp->schedlink;
+		pp->gfreecnt--;
+		gp->stackreleased = false;
+	}
+	return gp;
+}
+
+/* gfree_scavenge: gives the kernel back the stack pages of dead Gs pooled in the
+ * global list beyond the watermark, at most max of them per call (sysmon calls
+ * it periodically). Returns how many stacks it released. */
+int gfree_scavenge(int max)
+{
+	int released = 0;
+	lock(&sched.gflock);
+	int32_t i = 0;
+	for (struct g *gp = sched.gfree; gp && released < max; gp = gp->schedlink, i++) {
+		if (i < GFREE_WATERMARK || !gp->stacksize || gp->stackreleased)
+			continue;
+		stack_release_pages(gp->stacklo, gp->stackhi);
+		gp->stackreleased = true;
+		released++;
+	}
+	unlock(&sched.gflock);
+	return released;
+}
+
+/* A dead G from pp's cache (or the global one without a P) whose stack fits
+ * size, or a new one; NULL when out of memory. */
+static struct g *gfget_sized(struct p *pp, size_t size)
+{
+	struct g *gp = NULL;
+	if (pp) {
+		gp = gfget(pp);
+	} else if (sched.gfree) {
+		lock(&sched.gflock);
+		gp = sched.gfree;
+		if (gp) {
+			sched.gfree = gp->schedlink;
+			sched.ngfree--;
+		}
+		unlock(&sched.gflock);
+	}
+	if (gp && gp->stacksize != size) {
+		stackfree(gp->stacklo, gp->stackhi, gp->stackguarded);
+		struct stackalloc st;
+		if (stackalloc(size, &st) < 0) {
+			gp->stacksize = 0;
+			gp->stacklo = gp->stackhi = 0;
+			if (pp)
+				gfput(pp, gp);
+			return NULL;
+		}
+		gp->stacklo = st.lo;
+		gp->stackhi = st.hi;
+		gp->stacksize = size;
+		gp->stackguarded = st.guarded;
+	}
+	if (!gp) {
+		gp = malg(size);
+		if (!gp)
+			return NULL;
+		casgstatus(gp, G_IDLE, G_DEAD);
+		allgadd(gp);
+	}
+	return gp;
+}
+
+/* ---- run queues ---- */
+
+static inline bool runqempty(struct p *pp)
+{
+	/* runnext first: a G moving from runnext to the ring is never invisible */
+	for (;;) {
+		uint32_t head = atomic_load_explicit(&pp->runqhead, memory_order_acquire);
+		uint32_t tail = atomic_load_explicit(&pp->runqtail, memory_order_acquire);
+		struct g *next = atomic_load_explicit(&pp->runnext, memory_order_acquire);
+		if (tail == atomic_load_explicit(&pp->runqtail, memory_order_acquire))
+			return head == tail && next == NULL;
+	}
+}
+
+static void globrunqputbatch(struct gqueue *q)
+{
+	/* caller holds sched.lock */
+	if (!q->head)
+		return;
+	if (sched.runq.tail)
+		sched.runq.tail->schedlink = q->head;
+	else
+		sched.runq.head = q->head;
+	sched.runq.tail = q->tail;
+	sched.runq.n += q->n;
+	atomic_fetch_add(&sched.runqsize, q->n);
+	*q = (struct gqueue){ 0 };
+}
+
+static void globrunqput(struct g *gp)
+{
+	/* caller holds sched.lock */
+	gqueue_push(&sched.runq, gp);
+	atomic_fetch_add(&sched.runqsize, 1);
+}
+
+/* Moves half of pp's ring plus gp to the global queue: the ring is full. */
+static bool runqputslow(struct p *pp, struct g *gp, uint32_t head, uint32_t tail)
+{
+	struct g *batch[RUNQ_SIZE / 2 + 1];
+	uint32_t n = (tail - head) / 2;
+	if (n != RUNQ_SIZE / 2)
+		throw("runqputslow: queue is not full");
+	for (uint32_t i = 0; i < n; i++)
+		batch[i] = atomic_load_explicit(&pp->runq[(head + i) % RUNQ_SIZE], memory_order_relaxed);
+	if (!atomic_compare_exchange_strong_explicit(&pp->runqhead, &head, head + n, memory_order_release,
+						     memory_order_relaxed))
+		return false;
+	batch[n] = gp;
+	struct gqueue q = { 0 };
+	for (uint32_t i = 0; i <= n; i++)
+		gqueue_push(&q, batch[i]);
+	lock(&sched.lock);
+	globrunqputbatch(&q);
+	unlock(&sched.lock);
+	return true;
+}
+
+/* runqput: queue gp on pp, owned by the caller; next: into runnext, kicking the
+ * old runnext to the tail. The runnext exchange is sequentially consistent, which
+ * is what wakep's ordering needs. */
+static void runqput(struct p *pp, struct g *gp, bool next)
+{
+	if (next) {
+		gp = atomic_exchange_explicit(&pp->runnext, gp, memory_order_seq_cst);
+		if (!gp)
+			return;
+	}
+	for (;;) {
+		uint32_t head = atomic_load_explicit(&pp->runqhead, memory_order_acquire);
+		uint32_t tail = atomic_load_explicit(&pp->runqtail, memory_order_relaxed);
+		if (tail - head < RUNQ_SIZE) {
+			atomic_store_explicit(&pp->runq[tail % RUNQ_SIZE], gp, memory_order_relaxed);
+			atomic_store_explicit(&pp->runqtail, tail + 1, memory_order_release);
+			return;
+		}
+		if (runqputslow(pp, gp, head, tail))
+			return;
+	}
+}
+
+static struct g *runqget(struct p *pp, bool *ret_inherit)
+{
+	struct g *next = atomic_load_explicit(&pp->runnext, memory_order_relaxed);
+	if (next && atomic_compare_exchange_strong_explicit(&pp->runnext, &next, NULL, memory_order_acq_rel,
+							    memory_order_relaxed)) {
+		*ret_inherit = true;
+		return next;
+	}
+	*ret_inherit = false;
+	for (;;) {
+		uint32_t head = atomic_load_explicit(&pp->runqhead, memory_order_acquire);
+		uint32_t tail = atomic_load_explicit(&pp->runqtail, memory_order_relaxed);
+		if (tail == head)
+			return NULL;
+		struct g *gp = atomic_load_explicit(&pp->runq[head % RUNQ_SIZE], memory_order_relaxed);
+		if (atomic_compare_exchange_weak_explicit(&pp->runqhead, &head, head + 1, memory_order_release,
+							  memory_order_relaxed))
+			return gp;
+	}
+}
+
+/* Grabs half of pp's queue into batch[batchhead...]; returns how many. */
+static uint32_t runqgrab(struct p *pp, struct g *_Atomic *batch, uint32_t batchhead, bool steal_runnext)
+{
+	for (;;) {
+		uint32_t head = atomic_load_explicit(&pp->runqhead, memory_order_acquire);
+		uint32_t tail = atomic_load_explicit(&pp->runqtail, memory_order_acquire);
+		uint32_t n = tail - head;
+		n = n - n / 2;
+		if (n == 0) {
+			if (!steal_runnext)
+				return 0;
+			struct g *next = atomic_load_explicit(&pp->runnext, memory_order_acquire);
+			if (!next)
+				return 0;
+			if (atomic_load_explicit(&pp->status, memory_order_relaxed) == P_RUNNING) {
+				/* pp's M is probably about to run next itself (a channel hand-off
+				 * takes ~50 ns); stealing it would bounce the pair between Ps. */
+				struct timespec ts = { 0, 3000 };
+				nanosleep(&ts, NULL);
+			}
+			if (!atomic_compare_exchange_strong_explicit(&pp->runnext, &next, NULL,
+								     memory_order_acq_rel, memory_order_relaxed))
+				continue;
+			atomic_store_explicit(&batch[batchhead % RUNQ_SIZE], next, memory_order_relaxed);
+			return 1;
+		}
+		if (n > RUNQ_SIZE / 2)
+			continue; /* read head and tail at different times: retry */
+		for (uint32_t i = 0; i < n; i++) {
+			struct g *gp = atomic_load_explicit(&pp->runq[(head + i) % RUNQ_SIZE], memory_order_relaxed);
+			atomic_store_explicit(&batch[(batchhead + i) % RUNQ_SIZE], gp, memory_order_relaxed);
+		}
+		if (atomic_compare_exchange_strong_explicit(&pp->runqhead, &head, head + n, memory_order_release,
+							    memory_order_relaxed))
+			return n;
+	}
+}
+
+/* Steals half of p2's queue into pp's; returns one of the stolen Gs. */
+static struct g *runqsteal(struct p *pp, struct p *p2, bool steal_runnext)
+{
+	uint32_t tail = atomic_load_explicit(&pp->runqtail, memory_order_relaxed);
+	uint32_t n = runqgrab(p2, pp->runq, tail, steal_runnext);
+	if (n == 0)
+		return NULL;
+	n--;
+	struct g *gp = atomic_load_explicit(&pp->runq[(tail + n) % RUNQ_SIZE], memory_order_relaxed);
+	if (n == 0)
+		return gp;
+	uint32_t head = atomic_load_explicit(&pp->runqhead, memory_order_acquire);
+	if (tail - head + n >= RUNQ_SIZE)
+		throw("runqsteal: runq overflow");
+	atomic_store_explicit(&pp->runqtail, tail + n, memory_order_release);
+	return gp;
+}
+
+/* globrunqget: up to max (0: a fair share) Gs from the global queue; returns one
+ * and puts the rest on pp. Caller holds sched.lock. */
+static struct g *globrunqget(struct p *pp, int32_t max)
+{
+	int32_t size = atomic_load_explicit(&sched.runqsize, memory_order_relaxed);
+	if (size == 0)
+		return NULL;
+	int32_t n = size / gomaxprocs + 1;
+	if (n > size)
+		n = size;
+	if (max > 0 && n > max)
+		n = max;
+	if (n > RUNQ_SIZE / 2)
+		n = RUNQ_SIZE / 2;
+	atomic_fetch_sub(&sched.runqsize, n);
+	struct g *gp = gqueue_pop(&sched.runq);
+	while (--n > 0)
+		runqput(pp, gqueue_pop(&sched.runq), false);
+	return gp;
+}
+
+/* ---- Ps and Ms ---- */
+
+static void pidleput(struct p *pp)
+{
+	/* caller holds sched.lock */
+	if (!runqempty(pp))
+		throw("pidleput: P has non-empty run queue");
+	atomic_store_explicit(&pp->status, P_IDLE, memory_order_relaxed);
+	pp->link = sched.pidle;
+	sched.pidle = pp;
+	atomic_fetch_add(&sched.npidle, 1);
+}
+
+static struct p *pidleget(void)
+{
+	/* caller holds sched.lock */
+	struct p *pp = sched.pidle;
+	if (pp) {
+		sched.pidle = pp->link;
+		atomic_fetch_sub(&sched.npidle, 1);
+	}
+	return pp;
+}
+
+static void mput(struct m *mp)
+{
+	/* caller holds sched.lock */
+	mp->schedlink = sched.midle;
+	sched.midle = mp;
+	sched.nmidle++;
+}
+
+static struct m *mget(void)
+{
+	/* caller holds sched.lock */
+	struct m *mp = sched.midle;
+	if (mp) {
+		sched.midle = mp->schedlink;
+		sched.nmidle--;
+	}
+	return mp;
+}
+
+static void acquirep(struct p *pp)
+{
+	struct m *mp = getg()->m;
+	if (mp->p || pp->m)
+		throw("acquirep: invalid p state");
+	mp->p = pp;
+	pp->m = mp;
+	atomic_store_explicit(&pp->status, P_RUNNING, memory_order_relaxed);
+}
+
+static struct p *releasep(void)
+{
+	struct m *mp = getg()->m;
+	struct p *pp = mp->p;
+	if (!pp || pp->m != mp)
+		throw("releasep: invalid p state");
+	pp->m = NULL;
+	mp->p = NULL;
+	atomic_store_explicit(&pp->status, P_IDLE, memory_order_relaxed);
+	return pp;
+}
+
+static void *mstart(void *arg);
+
+/* newm: a new M (thread) that starts with pp, spinning or not. */
+static void newm(struct p *pp, bool spinning)
+{
+	struct m *mp = calloc(1, sizeof(*mp));
+	struct g *g0 = calloc(1, sizeof(*g0));
+	if (!mp || !g0)
+		throw("newm: out of memory");
+	mp->g0 = g0;
+	g0->m = mp;
+	g0->goid = -1;
+	atomic_store(&g0->atomicstatus, G_RUNNING);
+	mp->nextp = pp;
+	mp->spinning = spinning;
+	mp->fastrand[0] = fastrand() | 1;
+	mp->fastrand[1] = fastrand() | 1;
+	lock(&sched.lock);
+	mp->id = sched.mnext++;
+	mp->alllink = sched.allm;
+	sched.allm = mp;
+	sched.nmlive++;
+	unlock(&sched.lock);
+
+	/* Ms run with every signal blocked but the synchronous ones and the
+	 * preemption signal, so that the host program's signals go to its threads. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, 1 << 20);
+	pthread_t th;
+	int r = pthread_create(&th, &attr, mstart, mp);
+	pthread_attr_destroy(&attr);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r != 0)
+		throw("newm: pthread_create failed");
+	mp->thread = (uintptr_t)th;
+}
+
+static __attribute__((noinline)) void mstart1(struct m *mp)
+{
+	/* g0's frames start below this one on every mcall: schedule never returns. */
+	uintptr_t sp;
+#if defined(__x86_64__)
+	__asm__ volatile("movq %%rsp, %0" : "=r"(sp));
+#else
+	__asm__ volatile("mov %0, sp" : "=r"(sp));
+#endif
+	mp->g0->sched.sp = (sp - 512) & ~(uintptr_t)15;
+	if (mp->nextp) {
+		struct p *pp = mp->nextp;
+		mp->nextp = NULL;
+		acquirep(pp);
+	}
+	schedule();
+}
+
+static void *mstart(void *arg)
+{
+	struct m *mp = arg;
+	g_tls = mp->g0;
+	mp->procid = (pid_t)syscall(SYS_gettid);
+	pthread_attr_t attr;
+	void *stackaddr;
+	size_t stacksize;
+	if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+		pthread_attr_getstack(&attr, &stackaddr, &stacksize);
+		mp->g0->stacklo = (uintptr_t)stackaddr;
+		mp->g0->stackhi = (uintptr_t)stackaddr + stacksize;
+		mp->g0->stacksize = stacksize;
+		pthread_attr_destroy(&attr);
+	}
+	fiber_init_g0(mp->g0);
+	minit(mp);
+	if (__builtin_setjmp(mp->exitbuf) == 0)
+		mstart1(mp);
+	/* mexit jumped back here: the thread ends. */
+	munit(mp);
+	g_tls = NULL;
+	return NULL;
+}
+
+/* mexit: this M leaves: hands its P on and ends its thread (returning from
+ * mstart, on g0). Used at shutdown and when a locked G exits without
+ * unlocking, as the seed's goexit0 sends the M back to mstart. */
+static void mexit(struct m *mp)
+{
+	if (mp->p) {
+		struct p *pp = releasep();
+		if (atomic_load(&sched.stopping)) {
+			lock(&sched.lock);
+			pidleput(pp);
+			unlock(&sched.lock);
+		} else {
+			handoffp(pp);
+		}
+	}
+	lock(&sched.lock);
+	mp->exiting = true;
+	sched.nmlive--;
+	bool last = sched.nmlive == 0;
+	unlock(&sched.lock);
+	if (last && atomic_load(&sched.stopping))
+		notewakeup(&sched.mexitnote);
+	__builtin_longjmp(mp->exitbuf, 1);
+}
+
+/* stopm: park this M until startm hands it a P. */
+static void stopm(void)
+{
+	struct m *mp = getg()->m;
+	if (mp->locks)
+		throw("stopm holding locks");
+	if (mp->p)
+		throw("stopm holding p");
+	if (mp->spinning)
+		throw("stopm spinning");
+	lock(&sched.lock);
+	if (atomic_load(&sched.stopping)) {
+		unlock(&sched.lock);
+		mexit(mp);
+	}
+	mput(mp);
+	unlock(&sched.lock);
+	mp->blocked = true;
+	notesleep(&mp->park);
+	noteclear(&mp->park);
+	mp->blocked = false;
+	if (!mp->nextp) {
+		if (atomic_load(&sched.stopping))
+			mexit(mp);
+		throw("stopm: woken without a P");
+	}
+	struct p *pp = mp->nextp;
+	mp->nextp = NULL;
+	acquirep(pp);
+}
+
+/* startm: run pp (an idle one if NULL) on an idle or new M. spinning: the caller
+ * incremented nmspinning for it. */
+static void startm(struct p *pp, bool spinning)
+{
+	lock(&sched.lock);
+	if (atomic_load(&sched.stopping)) {
+		if (pp)
+			pidleput(pp);
+		unlock(&sched.lock);
+		if (spinning)
+			atomic_fetch_sub(&sched.nmspinning, 1);
+		return;
+	}
+	if (!pp) {
+		pp = pidleget();
+		if (!pp) {
+			unlock(&sched.lock);
+			if (spinning && atomic_fetch_sub(&sched.nmspinning, 1) <= 0)
+				throw("startm: negative nmspinning");
+			return;
+		}
+	}
+	struct m *nmp = mget();
+	unlock(&sched.lock);
+	if (!nmp) {
+		newm(pp, spinning);
+		return;
+	}
+	if (nmp->spinning || nmp->nextp)
+		throw("startm: m is spinning or has a p");
+	nmp->spinning = spinning;
+	nmp->nextp = pp;
+	notewakeup(&nmp->park);
+}
+
+/* handoffp: pp's M is going away (syscall, locked G, exit); give pp to whoever
+ * can use it, or to the idle list. */
+static void handoffp(struct p *pp)
+{
+	if (!runqempty(pp) || atomic_load(&sched.runqsize) != 0) {
+		startm(pp, false);
+		return;
+	}
+	int32_t zero = 0;
+	if (atomic_load(&sched.nmspinning) + atomic_load(&sched.npidle) == 0 &&
+	    atomic_compare_exchange_strong(&sched.nmspinning, &zero, 1)) {
+		startm(pp, true);
+		return;
+	}
+	lock(&sched.lock);
+	if (atomic_load(&sched.runqsize) != 0) {
+		unlock(&sched.lock);
+		startm(pp, false);
+		return;
+	}
+	/* the last running P with nobody waiting in netpoll: someone must watch timers */
+	if (atomic_load(&sched.npidle) == gomaxprocs - 1 && atomic_load(&sched.lastpoll) != 0) {
+		unlock(&sched.lock);
+		startm(pp, false);
+		return;
+	}
+	int64_t when = atomic_load(&pp->timer0when);
+	pidleput(pp);
+	unlock(&sched.lock);
+	if (when != 0)
+		wakenetpoller(when);
+}
+
+/* wakep: start a spinning M if there is an idle P and nobody is spinning. The
+ * caller published its work with a sequentially consistent operation (see the
+ * essay), so these loads cannot move before it. */
+void wakep(void)
+{
+	if (atomic_load(&sched.npidle) == 0)
+		return;
+	int32_t zero = 0;
+	if (atomic_load(&sched.nmspinning) != 0 ||
+	    !atomic_compare_exchange_strong(&sched.nmspinning, &zero, 1))
+		return;
+	startm(NULL, true);
+}
+
+/* wakenetpoller: a timer at when was added where nobody may be watching. */
+void wakenetpoller(int64_t when)
+{
+	if (atomic_load(&sched.lastpoll) == 0) {
+		int64_t until = atomic_load(&sched.pollUntil);
+		if (until == 0 || until > when)
+			netpoll_break();
+	} else {
+		wakep();
+	}
+}
+
+static void resetspinning(void)
+{
+	struct m *mp = getg()->m;
+	mp->spinning = false;
+	if (atomic_fetch_sub(&sched.nmspinning, 1) <= 0)
+		throw("findrunnable: negative nmspinning");
+	/* We found work: there may be more, so make sure somebody else spins. */
+	wakep();
+}
+
+/* ---- locked threads ---- */
+
+static void stoplockedm(void)
+{
+	struct m *mp = getg()->m;
+	if (!mp->lockedg || mp->lockedg->lockedm != mp)
+		throw("stoplockedm: inconsistent locking");
+	if (mp->p)
+		handoffp(releasep());
+	mp->blocked = true;
+	notesleep(&mp->park);
+	noteclear(&mp->park);
+	mp->blocked = false;
+	if (!mp->nextp) {
+		if (atomic_load(&sched.stopping))
+			mexit(mp);
+		throw("stoplockedm: woken without a P");
+	}
+	struct p *pp = mp->nextp;
+	mp->nextp = NULL;
+	acquirep(pp);
+}
+
+static void startlockedm(struct g *gp)
+{
+	struct m *mp = gp->lockedm;
+	if (mp == getg()->m)
+		throw("startlockedm: locked to me");
+	if (mp->nextp)
+		throw("startlockedm: m has p");
+	struct p *pp = releasep();
+	mp->nextp = pp;
+	notewakeup(&mp->park);
+	stopm();
+}
+
+/* ---- scheduling ---- */
+
+static void dropg(void)
+{
+	struct m *mp = getg()->m;
+	mp->curg->m = NULL;
+	mp->curg = NULL;
+}
+
+_Noreturn static void execute(struct g *gp, bool inherit)
+{
+	struct m *mp = getg()->m;
+	mp->curg = gp;
+	gp->m = mp;
+	casgstatus(gp, G_RUNNABLE, G_RUNNING);
+	atomic_store_explicit(&gp->preempt, false, memory_order_relaxed);
+	gp->waitsince = 0;
+	if (!inherit)
+		mp->p->schedtick++;
+	sysmon_note_execute(mp->p, gp);
+	fiber_switch(mp->g0, gp, true);
+	gogo(gp);
+}
+
+/* Looks at every P's queue once more after giving up the P (see the essay). */
+static struct p *checkrunqs_nop(void)
+{
+	for (int32_t i = 0; i < gomaxprocs; i++) {
+		if (!runqempty(allp[i])) {
+			lock(&sched.lock);
+			struct p *pp = pidleget();
+			unlock(&sched.lock);
+			return pp;
+		}
+	}
+	return NULL;
+}
+
+static int64_t timers_earliest_nop(void)
+{
+	int64_t next = 0;
+	for (int32_t i = 0; i < gomaxprocs; i++) {
+		int64_t w = atomic_load(&allp[i]->timer0when);
+		if (w != 0 && (next == 0 || w < next))
+			next = w;
+	}
+	return next;
+}
+
+static struct g *stealwork(int64_t now, int64_t *pollUntil)
+{
+	struct m *mp = getg()->m;
+	struct p *pp = mp->p;
+	bool inherit;
+	for (int i = 0; i < 4; i++) {
+		bool last = i == 3;
+		uint32_t n = (uint32_t)gomaxprocs;
+		uint32_t start = fastrandn(n);
+		for (uint32_t k = 0; k < n; k++) {
+			if (atomic_load(&sched.runqsize) != 0)
+				return NULL; /* back to findrunnable: the global queue has work */
+			struct p *p2 = allp[(start + k) % n];
+			if (p2 == pp)
+				continue;
+			if (last && atomic_load(&p2->timer0when) != 0) {
+				int64_t w = checktimers(p2, now);
+				if (w != 0 && (*pollUntil == 0 || w < *pollUntil))
+					*pollUntil = w;
+				struct g *gp = runqget(pp, &inherit);
+				if (gp)
+					return gp;
+			}
+			if (atomic_load_explicit(&p2->status, memory_order_relaxed) != P_IDLE ||
+			    !runqempty(p2)) {
+				struct g *gp = runqsteal(pp, p2, last);
+				if (gp)
+					return gp;
+			}
+		}
+	}
+	return NULL;
+}
+
+/* findrunnable: a G to run, blocking until there is one. */
+static struct g *findrunnable(bool *ret_inherit)
+{
+	struct m *mp = getg()->m;
+	struct g *gp;
+top:
+	if (atomic_load(&sched.stopping))
+		mexit(mp);
+	struct p *pp = mp->p;
+	int64_t now = nanotime();
+	int64_t pollUntil = atomic_load_explicit(&pp->timer0when, memory_order_relaxed) ? checktimers(pp, now) : 0;
+
+	gp = runqget(pp, ret_inherit);
+	if (gp)
+		return gp;
+	if (atomic_load_explicit(&sched.runqsize, memory_order_relaxed) != 0) {
+		lock(&sched.lock);
+		gp = globrunqget(pp, 0);
+		unlock(&sched.lock);
+		if (gp) {
+			*ret_inherit = false;
+			return gp;
+		}
+	}
+	/* io completions nobody is waiting for, without blocking */
+	if (netpoll_pending() && atomic_load(&sched.lastpoll) != 0) {
+		struct gqueue list = { 0 };
+		netpoll(0, &list);
+		gp = gqueue_pop(&list);
+		if (gp) {
+			injectglist(&list);
+			casgstatus(gp, G_WAITING, G_RUNNABLE);
+			*ret_inherit = false;
+			return gp;
+		}
+	}
+
+	int32_t procs = gomaxprocs;
+	if (mp->spinning || 2 * atomic_load(&sched.nmspinning) < procs - atomic_load(&sched.npidle)) {
+		if (!mp->spinning) {
+			mp->spinning = true;
+			atomic_fetch_add(&sched.nmspinning, 1);
+		}
+		gp = stealwork(now, &pollUntil);
+		if (gp) {
+			*ret_inherit = false;
+			return gp;
+		}
+	}
+
+	/* Nothing: give up the P. */
+	lock(&sched.lock);
+	if (atomic_load(&sched.runqsize) != 0) {
+		gp = globrunqget(pp, 0);
+		unlock(&sched.lock);
+		*ret_inherit = false;
+		return gp;
+	}
+	if (releasep() != pp)
+		throw("findrunnable: wrong p");
+	pidleput(pp);
+	unlock(&sched.lock);
+
+	bool wasspinning = mp->spinning;
+	if (mp->spinning) {
+		mp->spinning = false;
+		if (atomic_fetch_sub(&sched.nmspinning, 1) <= 0)
+			throw("findrunnable: negative nmspinning");
+		/* the final check of the essay's wakeup protocol */
+		struct p *p2 = checkrunqs_nop();
+		if (p2) {
+			acquirep(p2);
+			mp->spinning = true;
+			atomic_fetch_add(&sched.nmspinning, 1);
+			goto top;
+		}
+	}
+	int64_t tw = timers_earliest_nop();
+	if (tw != 0 && (pollUntil == 0 || tw < pollUntil))
+		pollUntil = tw;
+
+	/* Sleep in netpoll until the earliest timer or io, if nobody else is. */
+	if ((pollUntil != 0 || netpoll_waiters()) && atomic_exchange(&sched.lastpoll, 0) != 0) {
+		atomic_store(&sched.pollUntil, pollUntil);
+		int64_t delay = -1;
+		if (pollUntil != 0) {
+			now = nanotime();
+			delay = pollUntil > now ? pollUntil - now : 0;
+		}
+		struct gqueue list = { 0 };
+		netpoll(delay, &list);
+		atomic_store(&sched.pollUntil, 0);
+		atomic_store(&sched.lastpoll, nanotime());
+		lock(&sched.lock);
+		struct p *p2 = atomic_load(&sched.stopping) ? NULL : pidleget();
+		unlock(&sched.lock);
+		if (!p2) {
+			if (list.head)
+				injectglist(&list);
+		} else {
+			acquirep(p2);
+			gp = gqueue_pop(&list);
+			if (gp) {
+				injectglist(&list);
+				casgstatus(gp, G_WAITING, G_RUNNABLE);
+				*ret_inherit = false;
+				return gp;
+			}
+			if (wasspinning) {
+				mp->spinning = true;
+				atomic_fetch_add(&sched.nmspinning, 1);
+			}
+			goto top;
+		}
+	} else if (pollUntil != 0) {
+		int64_t until = atomic_load(&sched.pollUntil);
+		if (until == 0 || until > pollUntil)
+			netpoll_break();
+	}
+	stopm();
+	goto top;
+}
+
+_Noreturn static void schedule(void)
+{
+	struct m *mp = getg()->m;
+	if (mp->locks)
+		throw("schedule: holding locks");
+	if (mp->lockedg) {
+		stoplockedm();
+		execute(mp->lockedg, false);
+	}
+top:;
+	struct p *pp = mp->p;
+	struct g *gp = NULL;
+	bool inherit = false;
+	if (pp->schedtick % 61 == 0 && atomic_load_explicit(&sched.runqsize, memory_order_relaxed) > 0) {
+		lock(&sched.lock);
+		gp = globrunqget(pp, 1);
+		unlock(&sched.lock);
+	}
+	/* Expired timers first, on every round (only a clock read when any are set):
+	 * a P busy with runnable goroutines must still wake its sleepers. */
+	if (atomic_load_explicit(&pp->timer0when, memory_order_relaxed) != 0)
+		checktimers(pp, nanotime());
+	if (!gp)
+		gp = runqget(pp, &inherit);
+	if (!gp)
+		gp = findrunnable(&inherit);
+	if (mp->spinning)
+		resetspinning();
+	if (gp->lockedm) {
+		startlockedm(gp);
+		goto top;
+	}
+	execute(gp, inherit);
+}
+
+/* ---- parking ---- */
+
+static void park_m(struct g *gp)
+{
+	struct m *mp = gp->m;
+	switched_to_g0(gp);
+	casgstatus(gp, G_RUNNING, G_WAITING);
+	dropg();
+	if (mp->waitunlockf) {
+		bool ok = mp->waitunlockf(gp, mp->waitlock);
+		mp->waitunlockf = NULL;
+		mp->waitlock = NULL;
+		if (!ok) {
+			casgstatus(gp, G_WAITING, G_RUNNABLE);
+			execute(gp, true);
+		}
+	}
+	schedule();
+}
+
+void gopark(bool (*unlockf)(struct g *gp, void *arg), void *arg, enum waitreason reason)
+{
+	struct g *gp = getg();
+	struct m *mp = gp->m;
+	/* Runtime locks may be held here only if unlockf releases them (on g0,
+	 * same M); schedule() checks that none is left. */
+	mp->waitunlockf = unlockf;
+	mp->waitlock = arg;
+	gp->waitreason = (uint8_t)reason;
+	gp->waitsince = nanotime();
+	fiber_switch(gp, mp->g0, false);
+	mcall(park_m);
+	fiber_switched(gp);
+}
+
+void goready(struct g *gp)
+{
+	struct g *me = getg();
+	struct p *pp = me ? me->m->p : NULL;
+	if (!pp) {
+		struct gqueue q = { 0 };
+		gqueue_push(&q, gp);
+		injectglist(&q);
+		return;
+	}
+	casgstatus(gp, G_WAITING, G_RUNNABLE);
+	runqput(pp, gp, true);
+	wakep();
+}
+
+void injectglist(struct gqueue *q)
+{
+	if (!q->head)
+		return;
+	int32_t n = 0;
+	for (struct g *gp = q->head; gp; gp = gp->schedlink) {
+		casgstatus(gp, G_WAITING, G_RUNNABLE);
+		n++;
+	}
+	lock(&sched.lock);
+	globrunqputbatch(q);
+	unlock(&sched.lock);
+	struct g *me = getg();
+	if (!me || !me->m->p) {
+		/* no P here: start Ms for the idle Ps */
+		for (; n > 0 && atomic_load(&sched.npidle) > 0; n--)
+			startm(NULL, false);
+		return;
+	}
+	wakep();
+}
+
+static void gosched_m(struct g *gp)
+{
+	struct m *mp = gp->m;
+	switched_to_g0(gp);
+	casgstatus(gp, G_RUNNING, G_RUNNABLE);
+	dropg();
+	runqput(mp->p, gp, false);
+	schedule();
+}
+
+void gosched(void)
+{
+	struct g *gp = getg();
+	fiber_switch(gp, gp->m->g0, false);
+	mcall(gosched_m);
+	fiber_switched(gp);
+}
+
+/* ---- goroutine creation and exit ---- */
+
+static void gostartcall(struct g *gp, gort_fn fn, void *arg)
+{
+#if defined(__x86_64__)
+	uintptr_t *w = (uintptr_t *)(gp->stackhi - sizeof(uintptr_t) * (CTX_WORDS + 1));
+	memset(w, 0, sizeof(uintptr_t) * (CTX_WORDS + 1));
+	w[0] = 0x1f80 | (0x037fULL << 32); /* default MXCSR and x87 control word */
+	w[CTX_WORDS] = (uintptr_t)goexit + 1;  /* fn's return address: goexit's call */
+#else
+	uintptr_t *w = (uintptr_t *)(gp->stackhi - sizeof(uintptr_t) * CTX_WORDS);
+	memset(w, 0, sizeof(uintptr_t) * CTX_WORDS);
+#endif
+	w[CTX_FN] = (uintptr_t)fn;
+	w[CTX_ARG] = (uintptr_t)arg;
+	w[CTX_PC] = (uintptr_t)goentry;
+	gp->sched.sp = (uintptr_t)w;
+}
+
+#define GOID_BATCH 16
+
+struct g *newproc(gort_fn fn, void *arg, struct task *t, size_t stacksize, int *ret_err)
+{
+	struct g *me = getg();
+	struct m *mp = me ? acquirem() : NULL;
+	struct p *pp = mp ? mp->p : NULL;
+	size_t size = stacksize ? stack_round(stacksize) : default_stacksize;
+
+	struct g *newg = gfget_sized(pp, size);
+	if (!newg) {
+		if (mp)
+			releasem(mp);
+		*ret_err = -ENOMEM;
+		return NULL;
+	}
+	gostartcall(newg, fn, arg);
+	newg->fn = fn;
+	newg->arg = arg;
+	newg->task = t;
+	newg->parentgoid = me ? me->goid : 0;
+	newg->waitreason = WAIT_NONE;
+	if (pp) {
+		if (pp->goidcache == pp->goidcacheend) {
+			pp->goidcache = atomic_fetch_add(&sched.goidgen, GOID_BATCH) + 1;
+			pp->goidcacheend = pp->goidcache + GOID_BATCH;
+		}
+		newg->goid = (int64_t)pp->goidcache++;
+	} else {
+		newg->goid = (int64_t)atomic_fetch_add(&sched.goidgen, 1) + 1;
+	}
+	if (t) {
+		atomic_fetch_add_explicit(&t->ngoroutines, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&t->ncreated, 1, memory_order_relaxed);
+	}
+	casgstatus(newg, G_DEAD, G_RUNNABLE);
+	if (pp) {
+		runqput(pp, newg, true);
+		wakep();
+		releasem(mp);
+	} else {
+		lock(&sched.lock);
+		globrunqput(newg);
+		unlock(&sched.lock);
+		if (atomic_load(&sched.npidle) > 0)
+			startm(NULL, false);
+	}
+	return newg;
+}
+
+static void goexit0(struct g *gp)
+{
+	struct m *mp = gp->m;
+	switched_to_g0(gp);
+	casgstatus(gp, G_RUNNING, G_DEAD);
+	struct task *t = gp->task;
+	bool locked = gp->lockedm != NULL;
+	gp->lockedm = NULL;
+	mp->lockedg = NULL;
+	mp->lockedext = 0;
+	gp->m = NULL;
+	gp->fn = NULL;
+	gp->arg = NULL;
+	gp->param = NULL;
+	gp->task = NULL;
+	gp->waiting = NULL;
+	gp->waitreason = WAIT_NONE;
+	atomic_store_explicit(&gp->preempt, false, memory_order_relaxed);
+	dropg();
+	gfput(mp->p, gp);
+	if (t)
+		task_goexit(t);
+	if (locked) {
+		/* The G may have left its thread in an unusual kernel state: kill
+		 * the thread rather than returning it to the pool (the seed). */
+		mexit(mp);
+	}
+	schedule();
+}
+
+/* Called by goexit, on the goroutine's stack. */
+__attribute__((noreturn, used)) void goexit1(void)
+{
+	struct g *gp = getg();
+	fiber_switch(gp, gp->m->g0, true);
+	mcall(goexit0);
+	__builtin_unreachable();
+}
+
+/* ---- the runtime's lifetime ---- */
+
+int getproccount(void)
+{
+	cpu_set_t set;
+	int n = 0;
+	if (sched_getaffinity(0, sizeof set, &set) == 0)
+		n = CPU_COUNT(&set);
+	if (n <= 0)
+		n = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	if (n <= 0)
+		n = 1;
+	int lim = cgroup_cpu_limit();
+	if (lim > 0 && lim < n)
+		n = lim;
+	return n;
+}
+
+bool runtime_started(void)
+{
+	return atomic_load(&started);
+}
+
+int runtime_start(int procs, size_t stacksize)
+{
+	if (atomic_load(&started))
+		return -EBUSY;
+	if (procs <= 0) {
+		const char *env = getenv("GORTMAXPROCS");
+		if (env && *env) {
+			char *end;
+			long v = strtol(env, &end, 10);
+			if (*end == '\0' && v > 0 && v <= 1024)
+				procs = (int)v;
+		}
+	}
+	if (procs <= 0)
+		procs = getproccount();
+	if (procs > 1024)
+		procs = 1024;
+	default_stacksize = stack_round(stacksize ? stacksize : 64 * 1024);
+
+	memset(&sched, 0, sizeof sched);
+	atomic_store(&sched.lastpoll, nanotime());
+	gomaxprocs = procs;
+	allp = calloc((size_t)procs, sizeof(*allp));
+	if (!allp)
+		return -ENOMEM;
+	for (int i = 0; i < procs; i++) {
+		struct p *pp = calloc(1, sizeof(*pp));
+		if (!pp)
+			return -ENOMEM;
+		pp->id = i;
+		timers_init_p(pp);
+		allp[i] = pp;
+	}
+	netpoll_init();
+	signals_init();
+	lock(&sched.lock);
+	for (int i = procs - 1; i >= 0; i--)
+		pidleput(allp[i]);
+	unlock(&sched.lock);
+	atomic_store(&started, true);
+	sysmon_start();
+	return 0;
+}
+
+/* runtime_stop: stops every M (goroutines still running get to their next
+ * scheduling point; the rest are dropped) and frees the runtime. From a thread
+ * that is not an M. */
+void runtime_stop(void)
+{
+	if (!atomic_load(&started))
+		return;
+	sysmon_stop();
+	lock(&sched.lock);
+	atomic_store(&sched.stopping, true);
+	noteclear(&sched.mexitnote);
+	bool none = sched.nmlive == 0;
+	for (struct m *mp = sched.midle; mp; mp = mp->schedlink)
+		notewakeup(&mp->park);
+	sched.midle = NULL;
+	sched.nmidle = 0;
+	unlock(&sched.lock);
+	/* Ms parked with a locked G sleep outside midle. */
+	for (struct m *mp = sched.allm; mp; mp = mp->alllink)
+		if (!mp->exiting && mp->lockedg && mp->blocked && atomic_load(&mp->park.key) == 0)
+			notewakeup(&mp->park);
+	netpoll_break();
+	if (!none)
+		notesleep(&sched.mexitnote);
+	for (struct m *mp = sched.allm, *next; mp; mp = next) {
+		next = mp->alllink;
+		pthread_join((pthread_t)mp->thread, NULL);
+		free(mp->g0);
+		free(mp);
+	}
+	for (struct g *gp = allgs, *next; gp; gp = next) {
+		next = gp->alllink;
+		fiber_destroy(gp);
+		free(gp);
+	}
+	allgs = NULL;
+	allglen = 0;
+	for (int i = 0; i < gomaxprocs; i++) {
+		timers_destroy_p(allp[i]);
+		free(allp[i]);
+	}
+	free(allp);
+	allp = NULL;
+	signals_fini();
+	netpoll_fini();
+	stack_shutdown();
+	memset(&sched, 0, sizeof sched);
+	atomic_store(&started, false);
+}
+
+/* ---- public goroutine API ---- */
+
+GORT_EXPORT int64_t gort_go(gort_fn fn, void *arg)
+{
+	struct g *gp = getg();
+	if (!gp || gp == gp->m->g0 || !fn) {
+		errno = !fn ? EINVAL : EPERM;
+		return -1;
+	}
+	struct task *t = gp->task;
+	int r = task_may_spawn(t);
+	if (r < 0) {
+		errno = -r;
+		return -1;
+	}
+	struct g *newg = newproc(fn, arg, t, t ? t->stacksize : 0, &r);
+	if (!newg) {
+		errno = -r;
+		return -1;
+	}
+	return newg->goid;
+}
+
+GORT_EXPORT void gort_yield(void)
+{
+	struct g *gp = getg();
+	if (!gp || gp == gp->m->g0) {
+		sched_yield();
+		return;
+	}
+	gosched();
+}
+
+GORT_EXPORT _Noreturn void gort_exit(void)
+{
+	struct g *gp = getg();
+	if (!gp || gp == gp->m->g0)
+		throw("gort_exit: not on a goroutine");
+	goexit1();
+}
+
+GORT_EXPORT int64_t gort_id(void)
+{
+	struct g *gp = getg();
+	return gp && gp != gp->m->g0 ? gp->goid : 0;
+}
+
+GORT_EXPORT int gort_procs(void)
+{
+	return gomaxprocs;
+}
+
+GORT_EXPORT void gort_lock_os_thread(void)
+{
+	struct g *gp = getg();
+	if (!gp || gp == gp->m->g0)
+		return;
+	struct m *mp = gp->m;
+	if (++mp->lockedext == 0)
+		throw("gort_lock_os_thread nested too deeply");
+	mp->lockedg = gp;
+	gp->lockedm = mp;
+}
+
+GORT_EXPORT void gort_unlock_os_thread(void)
+{
+	struct g *gp = getg();
+	if (!gp || gp == gp->m->g0)
+		return;
+	struct m *mp = gp->m;
+	if (mp->lockedext == 0)
+		return;
+	if (--mp->lockedext == 0) {
+		mp->lockedg = NULL;
+		gp->lockedm = NULL;
+	}
+}
+
+GORT_EXPORT int64_t gort_now(void)
+{
+	return nanotime();
+}
+
+/* How many Gs were ever allocated (live or pooled): tests check reuse with it. */
+int64_t allg_count(void)
+{
+	lock(&allglock);
+	int64_t n = allglen;
+	unlock(&allglock);
+	return n;
+}

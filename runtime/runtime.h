@@ -1,0 +1,389 @@
+/* runtime/runtime.h: the runtime's internal types (G, M, P, sched) and the calls between its files. */
+#ifndef GORT_RUNTIME_H
+#define GORT_RUNTIME_H
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "asm.h"
+#include "gort.h"
+
+#define GORT_EXPORT __attribute__((visibility("default")))
+#define likely(x)   __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- cleanup attributes (STYLE.md) ---- */
+static inline void freep(void *p) { free(*(void **)p); }
+static inline void closep(int *fd) { if (*fd >= 0) close(*fd); }
+#define _cleanup_(f)     __attribute__((cleanup(f)))
+#define _cleanup_free_   _cleanup_(freep)
+#define _cleanup_close_  _cleanup_(closep)
+
+/* ---- low-level locks and notes (lock_futex.c) ----
+ * mutex: a futex lock for runtime-internal state; holding one pins the goroutine to
+ * its M (m->locks), so it may not park or be preempted while holding it.
+ * note: a one-shot wakeup for one sleeping M, as Go's note. */
+struct mutex { _Atomic uint32_t key; };
+struct note { _Atomic uint32_t key; };
+void lock(struct mutex *l);
+void unlock(struct mutex *l);
+void noteclear(struct note *n);
+void notewakeup(struct note *n);
+void notesleep(struct note *n);
+/* Sleeps until woken or ns elapsed (ns < 0: forever); true if woken. */
+bool notetsleep(struct note *n, int64_t ns);
+int futexsleep(_Atomic uint32_t *addr, uint32_t val, int64_t ns);
+void futexwakeup(_Atomic uint32_t *addr, int cnt);
+
+/* ---- goroutine statuses: each says what it guarantees ---- */
+enum gstatus {
+	/* idle: just allocated, not yet initialised; on no list */
+	G_IDLE = 0,
+	/* runnable: on a run queue, not executing; its stack is not owned by any M */
+	G_RUNNABLE,
+	/* running: executing user code on gp->m, which owns its stack; has a P */
+	G_RUNNING,
+	/* syscall: in a blocking call between entersyscall and exitsyscall; owns its
+	 * stack, has an M, and its P may be retaken by sysmon */
+	G_SYSCALL,
+	/* waiting: parked (gopark); on some wait queue that will goready it, stack
+	 * not in use by any M */
+	G_WAITING,
+	/* preempted: stopped at an asynchronous safe point, about to be queued */
+	G_PREEMPTED,
+	/* dead: finished (or never started); on a free list with its stack, or being
+	 * initialised by newproc */
+	G_DEAD,
+};
+
+/* Why a goroutine is waiting, as gortctl ps shows it. */
+enum waitreason {
+	WAIT_NONE = 0,
+	WAIT_CHAN_RECV,
+	WAIT_CHAN_SEND,
+	WAIT_CHAN_RECV_NIL,
+	WAIT_CHAN_SEND_NIL,
+	WAIT_SELECT,
+	WAIT_SELECT_NO_CASES,
+	WAIT_SLEEP,
+	WAIT_MUTEX,
+	WAIT_WAITGROUP,
+	WAIT_ONCE,
+	WAIT_IO_READ,
+	WAIT_IO_WRITE,
+	WAIT_IO,
+	WAIT_POLL,
+	WAIT_PANIC,
+	WAIT_TASK_EXIT,
+	WAIT_LOCKED_THREAD,
+	WAIT_COUNT
+};
+const char *waitreason_string(enum waitreason r);
+
+struct task;
+struct sudog;
+
+/* gobuf: what gogo needs to resume a goroutine. Only sp: the rest of the context
+ * (callee-saved registers, FP control, resume pc) is on the goroutine's own stack. */
+struct gobuf { uintptr_t sp; };
+
+struct g {
+	struct gobuf sched;      /* known to arch/ (G_SCHED_SP) */
+	struct m *m;             /* M running it, or NULL; known to arch/ (G_M) */
+	uintptr_t stacklo;       /* usable stack [stacklo, stackhi); a guard or a zero canary below */
+	uintptr_t stackhi;
+	size_t stacksize;        /* usable size */
+	_Atomic uint32_t atomicstatus;
+	uint8_t waitreason;
+	bool stackguarded;       /* guard page below stacklo (else: zero canary checked on switch) */
+	bool stackreleased;      /* pooled dead G whose stack pages went back to the kernel */
+	_Atomic bool preempt;    /* preemption requested (sysmon) */
+	int64_t goid;
+	gort_fn fn;              /* entry, for ps and traces */
+	void *arg;
+	int64_t parentgoid;
+	struct g *schedlink;     /* run queue, free list, wait list link */
+	struct m *lockedm;       /* lockOSThread: the only M this G runs on */
+	void *param;             /* passed by whoever readies a parked G (chan: the sudog) */
+	struct task *task;
+	struct sudog *waiting;   /* sudogs this G is blocked on (select) */
+	_Atomic uint32_t selectdone;
+	int64_t waitsince;       /* gort_now() when it started waiting */
+	struct g *alllink;       /* allgs list */
+	void *fiber;             /* TSan fiber / ASan fake stack (sanitizer builds) */
+	void *asan_fake_stack;
+};
+
+struct m {
+	struct g *g0;            /* scheduling stack; known to arch/ (M_G0) */
+	struct g *curg;          /* current running goroutine */
+	struct p *p;             /* attached P, or NULL */
+	struct p *nextp;         /* P to acquire when woken */
+	struct p *oldp;          /* P before entering a syscall */
+	int64_t id;
+	int32_t locks;           /* runtime locks held: no preemption, no parking */
+	bool spinning;           /* out of work, looking for some */
+	bool blocked;            /* parked on its note */
+	bool exiting;            /* runtime shutting down or locked G exited: leave */
+	struct note park;
+	struct m *schedlink;     /* idle M list */
+	struct m *alllink;
+	struct g *lockedg;       /* lockOSThread: the G locked to this M */
+	uint32_t lockedext;      /* gort_lock_os_thread nesting */
+	uint32_t fastrand[2];
+	pid_t procid;            /* gettid() */
+	/* gopark's unlock function, run on g0 once the G is off its stack */
+	bool (*waitunlockf)(struct g *gp, void *arg);
+	void *waitlock;
+	void *exitbuf[5];        /* __builtin_setjmp buffer: mexit returns into mstart */
+	uintptr_t thread;        /* pthread_t */
+	int64_t ncgocall;
+};
+
+enum pstatus {
+	/* idle: not running user code or the scheduler; on the idle P list */
+	P_IDLE = 0,
+	/* running: owned by an M that runs user code or the scheduler */
+	P_RUNNING,
+	/* syscall: its M is in a system call; sysmon may take it (retake) */
+	P_SYSCALL,
+	/* dead: runtime stopped */
+	P_DEAD,
+};
+
+#define RUNQ_SIZE 256
+#define GFREE_MAX 64
+
+struct p {
+	int32_t id;
+	_Atomic uint32_t status;
+	struct p *link;              /* idle P list */
+	uint32_t schedtick;          /* incremented on every scheduler call */
+	_Atomic uint32_t syscalltick;/* incremented on every system call */
+	struct m *m;                 /* back-link to the M (NULL if idle) */
+	uint64_t goidcache, goidcacheend;
+
+	/* Local run queue: a lock-free ring. The owner puts at tail and gets at head;
+	 * thieves take half from head with a CAS. */
+	_Atomic uint32_t runqhead;
+	_Atomic uint32_t runqtail;
+	struct g *_Atomic runq[RUNQ_SIZE];
+	/* runnext: a G readied by the running G, run next and inheriting the time
+	 * slice (communication pairs stay on one P) */
+	struct g *_Atomic runnext;
+
+	/* dead Gs with stacks of the default size, for newproc to reuse */
+	struct g *gfree;
+	int32_t gfreecnt;
+
+	struct ptimers *timers;      /* timer.c */
+	void *io;                    /* io.c: this P's submission ring */
+	_Atomic int64_t timer0when;  /* earliest timer, 0 if none (readable by others) */
+};
+
+/* An intrusive queue of Gs through g->schedlink. */
+struct gqueue { struct g *head, *tail; int32_t n; };
+
+struct schedt {
+	_Atomic uint64_t goidgen;
+	struct mutex lock;
+
+	struct m *midle;             /* idle Ms waiting for work */
+	int32_t nmidle;
+	int32_t mnext;               /* number of Ms created, next M id */
+	_Atomic int32_t nmspinning;
+	_Atomic int32_t nmsys;       /* Ms in syscalls (not counted as running) */
+
+	struct p *pidle;             /* idle Ps */
+	_Atomic int32_t npidle;
+
+	struct gqueue runq;          /* global run queue */
+	_Atomic int32_t runqsize;
+
+	struct mutex gflock;         /* global cache of dead Gs */
+	struct g *gfree;
+	int32_t ngfree;
+
+	_Atomic int64_t lastpoll;    /* 0: an M is blocked in netpoll */
+	_Atomic int64_t pollUntil;   /* when that M wakes */
+
+	_Atomic bool stopping;       /* runtime shutdown in progress */
+	struct m *allm;
+	int32_t nmlive;              /* Ms alive (excluding exited) */
+	struct note mexitnote;       /* woken as Ms exit during shutdown */
+};
+
+extern struct schedt sched;
+extern struct p **allp;
+extern int32_t gomaxprocs;
+extern size_t default_stacksize;
+
+_Static_assert(offsetof(struct g, sched) + offsetof(struct gobuf, sp) == G_SCHED_SP, "known to arch/");
+_Static_assert(offsetof(struct g, m) == G_M, "known to arch/");
+_Static_assert(offsetof(struct m, g0) == M_G0, "known to arch/");
+
+/* ---- the current goroutine ----
+ * g_tls is read through asm volatile so that the compiler never keeps a thread's
+ * TLS address across a call that may have moved the goroutine to another thread. */
+extern __thread struct g *g_tls __attribute__((tls_model("initial-exec")));
+static inline __attribute__((always_inline)) struct g *getg(void)
+{
+	struct g *gp;
+#if defined(__x86_64__)
+	__asm__ volatile("movq g_tls@gottpoff(%%rip), %0\n\tmovq %%fs:(%0), %0" : "=r"(gp));
+#elif defined(__aarch64__)
+	__asm__ volatile("mrs %0, tpidr_el0\n\t"
+			 "adrp x16, :gottprel:g_tls\n\t"
+			 "ldr x16, [x16, #:gottprel_lo12:g_tls]\n\t"
+			 "ldr %0, [%0, x16]"
+			 : "=r"(gp) : : "x16");
+#endif
+	return gp;
+}
+static inline bool ing0(void) { struct g *gp = getg(); return gp == NULL || gp == gp->m->g0; }
+
+static inline uint32_t readgstatus(struct g *gp)
+{
+	return atomic_load_explicit(&gp->atomicstatus, memory_order_acquire);
+}
+void casgstatus(struct g *gp, uint32_t from, uint32_t to);
+
+/* ---- proc.c ---- */
+_Noreturn void throw(const char *msg);
+int64_t nanotime(void);
+uint32_t fastrand(void);
+static inline uint32_t fastrandn(uint32_t n) { return (uint32_t)(((uint64_t)fastrand() * n) >> 32); }
+
+/* newproc: a new runnable G in task t running fn(arg) on a stack of stacksize bytes
+ * (0: default); queued on the current P. Returns the G, or NULL with -errno in *ret_err. */
+struct g *newproc(gort_fn fn, void *arg, struct task *t, size_t stacksize, int *ret_err);
+
+/* gopark: park the current G with reason; on g0, unlockf(gp, arg) runs and may
+ * return false to resume the G at once. The G sleeps until goready. */
+void gopark(bool (*unlockf)(struct g *gp, void *arg), void *arg, enum waitreason reason);
+/* goready: make a waiting G runnable, next on the current P. Needs a P (any
+ * goroutine or a scheduling M); use injectglist from threads without one. */
+void goready(struct g *gp);
+/* injectglist: make a queue of waiting Gs runnable from any thread; wakes Ms. */
+void injectglist(struct gqueue *q);
+void gosched(void);
+int gfree_scavenge(int max);
+int64_t allg_count(void);
+void wakep(void);
+/* wakenetpoller: a timer at `when` may need an M watching it */
+void wakenetpoller(int64_t when);
+void acquirem_locks(void);
+static inline struct m *acquirem(void) { struct m *mp = getg()->m; mp->locks++; return mp; }
+static inline void releasem(struct m *mp) { mp->locks--; }
+
+static inline void gqueue_push(struct gqueue *q, struct g *gp)
+{
+	gp->schedlink = NULL;
+	if (q->tail) q->tail->schedlink = gp; else q->head = gp;
+	q->tail = gp;
+	q->n++;
+}
+static inline struct g *gqueue_pop(struct gqueue *q)
+{
+	struct g *gp = q->head;
+	if (gp) {
+		q->head = gp->schedlink;
+		if (!q->head) q->tail = NULL;
+		q->n--;
+		gp->schedlink = NULL;
+	}
+	return gp;
+}
+
+/* the runtime's lifetime (gort_run, and later gortd) */
+int runtime_start(int procs, size_t stacksize);
+void runtime_stop(void);
+bool runtime_started(void);
+int getproccount(void);
+/* cgroup v2 CPU limit from a cpu.max text ("max 100000" / "50000 100000"):
+ * CPUs rounded up, or 0 if unlimited or unparsable. */
+int cgroup_cpu_limit_parse(const char *text);
+int cgroup_cpu_limit(void);
+
+/* ---- stack.c ---- */
+struct stackalloc { uintptr_t lo, hi; bool guarded; };
+int stackalloc(size_t size, struct stackalloc *ret);
+void stackfree(uintptr_t lo, uintptr_t hi, bool guarded);
+void stack_release_pages(uintptr_t lo, uintptr_t hi);
+bool stack_canary_ok(struct g *gp);
+void stack_canary_init(struct g *gp);
+size_t stack_round(size_t size);
+void stack_shutdown(void);
+struct stack_stats { uint64_t arenas, slots, guarded, inuse; };
+void stack_stats(struct stack_stats *ret);
+
+/* ---- task.c: the goroutines' owner (one per gort_run, one per daemon task) ---- */
+struct task {
+	int64_t id;
+	_Atomic int64_t ngoroutines; /* live */
+	_Atomic uint64_t ncreated;
+	int exit_code;
+	_Atomic bool exited;
+	struct note done;
+	size_t stacksize;
+	struct mutex lock;           /* protects the lists below */
+	struct task_obj *objs;       /* channels and other objects the task owns */
+	int (*main_fn)(int, char **);
+	int argc;
+	char **argv;
+	int stdout_fd, stderr_fd;    /* the task's own stdout and stderr */
+};
+
+/* the task a goroutine belongs to: creation limits and exit (task.c) */
+int task_may_spawn(struct task *t);
+void task_goexit(struct task *t);
+void task_exit(struct task *t, int code);
+
+/* ---- signal.c: per-M signal stacks and fault handlers ---- */
+void signals_init(void);
+void signals_fini(void);
+void minit(struct m *mp);
+void munit(struct m *mp);
+
+/* ---- netpoll.c: where an idle M waits for io, timers and new work ---- */
+void netpoll_init(void);
+void netpoll_fini(void);
+/* Waits up to delay ns (<0: forever, 0: no wait) for io completions; readies
+ * their Gs into ret. Only one M blocks here at a time. */
+void netpoll(int64_t delay, struct gqueue *ret);
+/* Wakes the M blocked in netpoll, if any. */
+void netpoll_break(void);
+/* Cheap checks for findrunnable: completions may be ready / Gs wait on io. */
+bool netpoll_pending(void);
+bool netpoll_waiters(void);
+
+/* ---- timers (timer.c): run from schedule/findrunnable ---- */
+/* Runs the expired timers of pp; returns the next timer's time (0: none). */
+int64_t checktimers(struct p *pp, int64_t now);
+void timers_init_p(struct p *pp);
+void timers_destroy_p(struct p *pp);
+
+/* ---- sanitizer fiber annotations (fiber.c): no-ops unless the Makefile's sanitizer
+ * builds define GORT_FIBER_HOOKS (arch/ sees it too: goentry calls fiber_started) ---- */
+#ifdef GORT_FIBER_HOOKS
+void fiber_create(struct g *gp);
+void fiber_destroy(struct g *gp);
+void fiber_switch(struct g *from, struct g *to, bool from_dying);
+void fiber_switched(struct g *to);
+void fiber_init_g0(struct g *g0);
+void fiber_started(void);
+#else
+static inline void fiber_create(struct g *gp) { (void)gp; }
+static inline void fiber_destroy(struct g *gp) { (void)gp; }
+static inline void fiber_switch(struct g *f, struct g *t, bool d) { (void)f; (void)t; (void)d; }
+static inline void fiber_switched(struct g *to) { (void)to; }
+static inline void fiber_init_g0(struct g *g0) { (void)g0; }
+#endif
+
+#endif

@@ -1,0 +1,176 @@
+/* runtime/task.c: tasks, the goroutines' owners: the seed's runtime.main per task, exit, panic, stdio, gort_run. */
+#include <execinfo.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "runtime.h"
+
+/*
+ * A task is what the seed calls a program: its main goroutine runs the task's
+ * main function and, when that returns, the task ends with its value, whatever
+ * its other goroutines are doing (runtime.main calls exit). gort_run hosts one
+ * task in the caller's process; the daemon hosts many.
+ */
+
+static _Atomic int64_t taskidgen;
+
+int task_may_spawn(struct task *t)
+{
+	if (t && atomic_load_explicit(&t->exited, memory_order_relaxed))
+		return -ECANCELED;
+	return 0;
+}
+
+/* task_exit: the task ends with code (the first call wins); whoever waits for
+ * it is woken. This function can't fail. */
+void task_exit(struct task *t, int code)
+{
+	bool was = atomic_exchange(&t->exited, true);
+	if (was)
+		return;
+	t->exit_code = code;
+	notewakeup(&t->done);
+}
+
+static void task_vwrite(int fd, const char *prefix, const char *fmt, va_list ap)
+{
+	char buf[1024];
+	int n = 0;
+	if (prefix)
+		n = snprintf(buf, sizeof buf, "%s", prefix);
+	int m = vsnprintf(buf + n, sizeof buf - (size_t)n, fmt, ap);
+	if (m < 0)
+		m = 0;
+	size_t len = (size_t)n + (size_t)m;
+	if (len > sizeof buf - 2)
+		len = sizeof buf - 2;
+	buf[len++] = '\n';
+	(void)!write(fd, buf, len);
+}
+
+static void task_fatal(struct task *t, const char *msg)
+{
+	dprintf(t->stderr_fd, "fatal error: %s\n", msg);
+	task_exit(t, 2);
+}
+
+/* Called by goexit0 for every goroutine of t that ends. */
+void task_goexit(struct task *t)
+{
+	if (atomic_fetch_sub_explicit(&t->ngoroutines, 1, memory_order_acq_rel) == 1 &&
+	    !atomic_load(&t->exited))
+		task_fatal(t, "no goroutines (main called gort_exit) - deadlock!");
+}
+
+static struct task *curtask(void)
+{
+	struct g *gp = getg();
+	return gp && gp != gp->m->g0 ? gp->task : NULL;
+}
+
+_Noreturn static void task_park_forever(void)
+{
+	for (;;)
+		gopark(NULL, NULL, WAIT_TASK_EXIT);
+}
+
+GORT_EXPORT _Noreturn void gort_task_exit(int code)
+{
+	struct task *t = curtask();
+	if (!t)
+		exit(code);
+	task_exit(t, code);
+	task_park_forever();
+}
+
+GORT_EXPORT _Noreturn void gort_panic(const char *fmt, ...)
+{
+	struct task *t = curtask();
+	int fd = t ? t->stderr_fd : 2;
+	va_list ap;
+	va_start(ap, fmt);
+	task_vwrite(fd, "panic: ", fmt, ap);
+	va_end(ap);
+	struct g *gp = getg();
+	dprintf(fd, "\ngoroutine %lld [running]:\n", (long long)(gp && gp->m ? gp->goid : 0));
+	void *pcs[64];
+	int n = backtrace(pcs, 64);
+	backtrace_symbols_fd(pcs, n, fd);
+	if (!t)
+		abort();
+	task_exit(t, 2);
+	task_park_forever();
+}
+
+GORT_EXPORT int gort_printf(const char *fmt, ...)
+{
+	struct task *t = curtask();
+	va_list ap;
+	va_start(ap, fmt);
+	int r = vdprintf(t ? t->stdout_fd : 1, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+GORT_EXPORT int gort_eprintf(const char *fmt, ...)
+{
+	struct task *t = curtask();
+	va_list ap;
+	va_start(ap, fmt);
+	int r = vdprintf(t ? t->stderr_fd : 2, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+/* The main goroutine of a task: the seed's runtime.main. */
+static void task_main(void *arg)
+{
+	struct task *t = arg;
+	int code = t->main_fn(t->argc, t->argv);
+	task_exit(t, code);
+}
+
+static pthread_mutex_t run_lock = PTHREAD_MUTEX_INITIALIZER;
+
+GORT_EXPORT int gort_run(int (*main_fn)(int argc, char **argv), int argc, char **argv,
+			 const struct gort_config *cfg)
+{
+	if (getg()) {
+		errno = EDEADLK;
+		return -1;
+	}
+	if (!main_fn) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (pthread_mutex_trylock(&run_lock) != 0) {
+		errno = EBUSY;
+		return -1;
+	}
+	int r = runtime_start(cfg ? cfg->procs : 0, cfg ? cfg->stack_size : 0);
+	if (r < 0) {
+		pthread_mutex_unlock(&run_lock);
+		errno = -r;
+		return -1;
+	}
+	struct task t = {
+		.id = atomic_fetch_add(&taskidgen, 1) + 1,
+		.main_fn = main_fn,
+		.argc = argc,
+		.argv = argv,
+		.stdout_fd = 1,
+		.stderr_fd = 2,
+	};
+	if (!newproc(task_main, &t, &t, 0, &r)) {
+		runtime_stop();
+		pthread_mutex_unlock(&run_lock);
+		errno = -r;
+		return -1;
+	}
+	notesleep(&t.done);
+	runtime_stop();
+	pthread_mutex_unlock(&run_lock);
+	return t.exit_code;
+}

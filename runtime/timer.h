@@ -1,0 +1,24 @@
+/* runtime/timer.h: per-P timers, run by the scheduler (schedule, findrunnable). */
+#ifndef GORT_TIMER_H
+#define GORT_TIMER_H
+
+#include "runtime.h"
+
+/* A timer fires f(arg) on some M holding a P, at or after when. The memory is
+ * the caller's (often the parked goroutine's stack) until it fired or was deleted. */
+struct timer {
+	int64_t when;
+	void (*f)(void *arg);
+	void *arg;
+	struct p *_Atomic pp; /* heap it is in, NULL once fired or deleted */
+	int32_t idx;
+};
+
+/* addtimer: arm t on the current P (or P 0 from a thread without one). Can't fail
+ * except on out of memory (-ENOMEM, t not armed). */
+int addtimer(struct timer *t);
+/* deltimer: disarm t; true if it was armed (f will not run), false if it already
+ * fired or is firing. */
+bool deltimer(struct timer *t);
+
+#endif

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# scripts/run-tests.sh: run check suites one after another; VALGRIND=1 runs them under memcheck.
+#
+# Each suite is a binary that exits nonzero on failure. Output of a passing suite is
+# summarised in one line; a failing one is shown whole.
+set -u
+fail=0
+for t in "$@"; do
+	name=$(basename "$t")
+	log=$(mktemp)
+	start=$(date +%s)
+	if [ "${VALGRIND:-0}" = 1 ]; then
+		CK_FORK=no CK_DEFAULT_TIMEOUT=600 GORT_VALGRIND=1 valgrind --quiet --error-exitcode=99 \
+			--leak-check=full --errors-for-leak-kinds=definite --track-origins=no \
+			--suppressions=tests/valgrind.supp "$t" >"$log" 2>&1
+	else
+		"$t" >"$log" 2>&1
+	fi
+	rc=$?
+	secs=$(( $(date +%s) - start ))
+	if [ $rc -eq 0 ]; then
+		printf 'PASS %-24s %3ss  %s\n' "$name" "$secs" "$(grep -E '^[0-9]+%' "$log" | tail -1)"
+	else
+		printf 'FAIL %-24s %3ss  (exit %d)\n' "$name" "$secs" "$rc"
+		sed 's/^/    /' "$log"
+		fail=1
+	fi
+	rm -f "$log"
+done
+exit $fail

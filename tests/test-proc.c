@@ -1,0 +1,636 @@
+/* tests/test-proc.c: the scheduler (runtime/proc.c): goroutine lifecycle, reuse, spreading, locked threads, gort_run. */
+#include <errno.h>
+#include <fenv.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/wait.h>
+
+#include "runtime.h"
+#include "testlib.h"
+
+int64_t allg_count(void);
+extern long stack_guard_budget;
+extern bool stack_guard_markers;
+
+/* ---- lifecycle and reuse ---- */
+
+static gort_wg wg;
+static _Atomic long counter;
+
+static void incr(void *arg)
+{
+	atomic_fetch_add(&counter, (long)arg);
+	gort_wg_done(&wg);
+}
+
+static int lifecycle_main(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	/* 100 rounds of 100 short goroutines: the G structs must come back from the free
+	 * lists, so allgs stays near one round's worth. */
+	int64_t first = 0;
+	for (int round = 0; round < 100; round++) {
+		gort_wg_add(&wg, 100);
+		for (long i = 0; i < 100; i++) {
+			int64_t id = gort_go(incr, (void *)1);
+			ck_assert_int_gt(id, 0);
+			if (round == 0 && i == 0)
+				first = id;
+		}
+		gort_wg_wait(&wg);
+	}
+	ck_assert_int_eq(atomic_load(&counter), 100 * 100);
+	ck_assert_int_gt(first, gort_id()); /* goids grow */
+	ck_assert_int_le(allg_count(), 4 * 100 + 64 * 4);
+	return 7;
+}
+
+START_TEST(test_lifecycle_and_reuse)
+{
+	run_gort(lifecycle_main, 2, 7);
+}
+END_TEST
+
+static void ids_worker(void *arg)
+{
+	int64_t *slot = arg;
+	*slot = gort_id();
+	gort_wg_done(&wg);
+}
+
+static int ids_main(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	enum { N = 1000 };
+	static int64_t ids[N], returned[N];
+	gort_wg_add(&wg, N);
+	for (int i = 0; i < N; i++)
+		returned[i] = gort_go(ids_worker, &ids[i]);
+	gort_wg_wait(&wg);
+	for (int i = 0; i < N; i++) {
+		ck_assert_int_eq(ids[i], returned[i]);
+		for (int j = 0; j < i; j++)
+			ck_assert_int_ne(ids[i], ids[j]);
+	}
+	return 0;
+}
+
+START_TEST(test_goids_unique)
+{
+	run_gort(ids_main, 2, 0);
+}
+END_TEST
+
+/* ---- gort_exit ---- */
+
+static _Atomic int after_exit;
+
+/* called through a pointer so the compiler can't see the recursion ends in gort_exit */
+static void (*volatile exit_fn)(void) = gort_exit;
+
+static void nested_exit(int depth)
+{
+	if (depth == 0) {
+		gort_wg_done(&wg);
+		exit_fn();
+		return;
+	}
+	nested_exit(depth - 1);
+	atomic_store(&after_exit, 1);
+}
+
+static void exiter(void *arg)
+{
+	(void)arg;
+	nested_exit(10);
+	atomic_store(&after_exit, 2);
+}
+
+static int exit_main(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	gort_wg_add(&wg, 50);
+	for (int i = 0; i < 50; i++)
+		gort_go(exiter, NULL);
+	gort_wg_wait(&wg);
+	gort_sleep(10 * 1000 * 1000);
+	ck_assert_int_eq(atomic_load(&after_exit), 0);
+	return 3;
+}
+
+START_TEST(test_exit_from_nested_call)
+{
+	run_gort(exit_main, 2, 3);
+}
+END_TEST
+
+static void late_worker(void *arg)
+{
+	(void)arg;
+	gort_sleep(20 * 1000 * 1000);
+}
+
+static int main_goexit_main(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	gort_go(late_worker, NULL);
+	gort_exit(); /* the task goes on until its last goroutine ends: then deadlock */
+}
+
+START_TEST(test_main_goexit_ends_task_when_all_done)
+{
+	run_gort(main_goexit_main, 2, 2);
+}
+END_TEST
+
+/* ---- errors at the API boundary ---- */
+
+static void noop(void *arg)
+{
+	(void)arg;
+}
+
+static int rerun_main(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	errno = 0;
+	ck_assert_int_eq(gort_run(rerun_main, 0, NULL, NULL), -1);
+	ck_assert_int_eq(errno, EDEADLK);
+	errno = 0;
+	ck_assert_int_eq(gort_go(NULL, NULL), -1);
+	ck_assert_int_eq(errno, EINVAL);
+	return 0;
+}
+
+START_TEST(test_api_errors)
+{
+	errno = 0;
+	ck_assert_int_eq(gort_go(noop, NULL), -1);
+	ck_assert_int_eq(errno, EPERM);
+	ck_assert_int_eq(gort_id(), 0);
+	errno = 0;
+	ck_assert_int_eq(gort_run(NULL, 0, NULL, NULL), -1);
+	ck_assert_int_eq(errno, EINVAL);
+	run_gort(rerun_main, 1, 0);
+}
+END_TEST
+
+/* ---- work spreads over the Ps ---- */
+
+static _Atomic int seen_p[8];
+static _Atomic bool stop_spin;
+
+static void spreader(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&stop_spin)) {
+		atomic_store(&seen_p[getg()->m->p->id], 1);
+		volatile unsigned x = 0;
+		for (int i = 0; i < 100000; i++)
+			x += (unsigned)i;
+		gort_yield();
+	}
+	gort_wg_done(&wg);
+}
+
+static int spread_main(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	ck_assert_int_eq(gort_procs(), 2);
+	gort_wg_add(&wg, 8);
+	for (int i = 0; i < 8; i++)
+		gort_go(spreader, NULL);
+	/* No timing assert: wait (up to a minute) until both Ps have run one. */
+	int64_t deadline = gort_now() + 60LL * 1000 * 1000 * 1000;
+	while (!(atomic_load(&seen_p[0]) && atomic_load(&seen_p[1])) && gort_now() < deadline)
+		gort_sleep(1000 * 1000);
+	atomic_store(&stop_spin, true);
+	gort_wg_wait(&wg);
+	ck_assert(atomic_load(&seen_p[0]) && atomic_load(&seen_p[1]));
+	return 0;
+}
+
+START_TEST(test_work_spreads_over_ps)
+{
+	run_gort(spread_main, 2, 0);
+}
+END_TEST
+
+/* ---- locked threads ---- */
+
+static _Atomic int others_ran;
+static pid_t locked_tid;
+
+static void other(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&others_ran, 1);
+	gort_wg_done(&wg);
+}
+
+static void locked_worker(void *arg)
+{
+	(void)arg;
+	gort_lock_os_thread();
+	pid_t tid = test_gettid();
+	locked_tid = tid;
+	for (int i = 0; i < 20; i++) {
+		/* while this G sleeps, its M sleeps and its (only) P runs the others */
+		int before = atomic_load(&others_ran);
+		gort_go(other, NULL);
+		gort_sleep(1000 * 1000);
+		ck_assert_int_gt(atomic_load(&others_ran), before);
+		gort_yield();
+		ck_assert_int_eq(test_gettid(), tid);
+	}
+	gort_unlock_os_thread();
+	gort_wg_done(&wg);
+}
+
+static int locked_main(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	gort_wg_add(&wg, 21);
+	gort_go(locked_worker, NULL);
+	gort_wg_wait(&wg);
+	ck_assert_int_eq(atomic_load(&others_ran), 20);
+	return 0;
+}
+
+START_TEST(test_locked_g_keeps_its_thread_and_frees_the_p)
+{
+	run_gort(locked_main, 1, 0);
+}
+END_TEST
+
+static _Atomic pid_t exited_tid;
+static _Atomic int reused;
+
+static void locked_exiter(void *arg)
+{
+	(void)arg;
+	gort_lock_os_thread();
+	atomic_store(&exited_tid, test_gettid());
+	gort_wg_done(&wg);
+	/* returns still locked: the thread must die with it */
+}
+
+static void tid_checker(void *arg)
+{
+	(void)arg;
+	if (test_gettid() == atomic_load(&exited_tid))
+		atomic_store(&reused, 1);
+	gort_wg_done(&wg);
+}
+
+static bool thread_alive(pid_t tid)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/self/task/%d", tid);
+	return access(path, F_OK) == 0;
+}
+
+static int locked_exit_main(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	gort_wg_add(&wg, 1);
+	gort_go(locked_exiter, NULL);
+	gort_wg_wait(&wg);
+	pid_t tid = atomic_load(&exited_tid);
+	ck_assert_int_ne(tid, test_gettid());
+	for (int i = 0; i < 5000 && thread_alive(tid); i++)
+		gort_sleep(1000 * 1000);
+	ck_assert_msg(!thread_alive(tid), "thread %d of the exited locked G is still alive", tid);
+	gort_wg_add(&wg, 200);
+	for (int i = 0; i < 200; i++)
+		gort_go(tid_checker, NULL);
+	gort_wg_wait(&wg);
+	ck_assert_int_eq(atomic_load(&reused), 0);
+	return 0;
+}
+
+START_TEST(test_locked_g_exit_takes_thread)
+{
+	run_gort(locked_exit_main, 2, 0);
+}
+END_TEST
+
+/* ---- FP control state ---- */
+
+static _Atomic int fp_bad;
+
+static void fp_worker(void *arg)
+{
+	int mode = (int)(long)arg;
+	if (fegetround() != FE_TONEAREST)
+		atomic_store(&fp_bad, 1); /* new goroutines start with the default */
+	fesetround(mode);
+	for (int i = 0; i < 1000; i++) {
+		gort_yield();
+		if (fegetround() != mode)
+			atomic_store(&fp_bad, 2);
+	}
+	volatile double one = 1.0, three = 3.0;
+	double q = one / three;
+	fesetround(FE_TONEAREST);
+	double down = 0.33333333333333331; /* nearest */
+	if (mode == FE_DOWNWARD && !(q <= down))
+		atomic_store(&fp_bad, 3);
+	if (mode == FE_UPWARD && !(q > down))
+		atomic_store(&fp_bad, 4);
+	gort_wg_done(&wg);
+}
+
+static int fp_main(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	static const int modes[] = { FE_DOWNWARD, FE_UPWARD, FE_TOWARDZERO, FE_TONEAREST };
+	gort_wg_add(&wg, 16);
+	for (int i = 0; i < 16; i++)
+		gort_go(fp_worker, (void *)(long)modes[i % 4]);
+	gort_wg_wait(&wg);
+	ck_assert_int_eq(atomic_load(&fp_bad), 0);
+	return 0;
+}
+
+START_TEST(test_fp_control_state_per_goroutine)
+{
+	run_gort(fp_main, 2, 0);
+}
+END_TEST
+
+/* ---- gort_run twice ---- */
+
+static int twice_main(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	gort_wg_add(&wg, 100);
+	for (int i = 0; i < 100; i++)
+		gort_go(incr, (void *)1);
+	gort_wg_wait(&wg);
+	return 5;
+}
+
+START_TEST(test_run_twice)
+{
+	int threads = test_thread_count();
+	for (int i = 0; i < 3; i++) {
+		run_gort(twice_main, 2, 5);
+		ck_assert_int_eq(test_thread_count(), threads);
+	}
+}
+END_TEST
+
+/* ---- procs ---- */
+
+START_TEST(test_cgroup_cpu_max_parse)
+{
+	ck_assert_int_eq(cgroup_cpu_limit_parse("max 100000\n"), 0);
+	ck_assert_int_eq(cgroup_cpu_limit_parse("100000 100000\n"), 1);
+	ck_assert_int_eq(cgroup_cpu_limit_parse("150000 100000\n"), 2);
+	ck_assert_int_eq(cgroup_cpu_limit_parse("50000 100000"), 1);
+	ck_assert_int_eq(cgroup_cpu_limit_parse("400000 100000"), 4);
+	ck_assert_int_eq(cgroup_cpu_limit_parse("garbage"), 0);
+	ck_assert_int_eq(cgroup_cpu_limit_parse("-5 100000"), 0);
+	ck_assert_int_eq(cgroup_cpu_limit_parse("100 0"), 0);
+}
+END_TEST
+
+static int procs_main(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	return gort_procs();
+}
+
+START_TEST(test_procs_selection)
+{
+	struct gort_config cfg = { 0 };
+	unsetenv("GORTMAXPROCS");
+	ck_assert_int_eq(gort_run(procs_main, 0, NULL, &cfg), getproccount());
+	setenv("GORTMAXPROCS", "3", 1);
+	ck_assert_int_eq(gort_run(procs_main, 0, NULL, &cfg), 3);
+	cfg.procs = 5; /* the program's own setting wins over the environment */
+	ck_assert_int_eq(gort_run(procs_main, 0, NULL, &cfg), 5);
+	setenv("GORTMAXPROCS", "bogus", 1);
+	ck_assert_int_eq(gort_run(procs_main, 0, NULL, NULL), getproccount());
+	unsetenv("GORTMAXPROCS");
+}
+END_TEST
+
+/* ---- stacks ---- */
+
+static int deep(int n, volatile char *prev)
+{
+	volatile char buf[1024];
+	buf[0] = (char)n;
+	buf[1023] = prev ? prev[0] : 0;
+	if (n == 0)
+		return buf[0];
+	return deep(n - 1, buf) + buf[1023];
+}
+
+static void big_stack_user(void *arg)
+{
+	(void)arg;
+	deep(200, NULL); /* ~200 KiB */
+	gort_wg_done(&wg);
+}
+
+static int big_stack_main(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	gort_wg_add(&wg, 4);
+	for (int i = 0; i < 4; i++)
+		gort_go(big_stack_user, NULL);
+	gort_wg_wait(&wg);
+	return 0;
+}
+
+START_TEST(test_stack_size_honored)
+{
+	struct gort_config cfg = { .procs = 2, .stack_size = 512 * 1024 };
+	ck_assert_int_eq(gort_run(big_stack_main, 0, NULL, &cfg), 0);
+}
+END_TEST
+
+static void overflower(void *arg)
+{
+	(void)arg;
+	deep(1000, NULL); /* ~1 MiB on a 64 KiB stack */
+}
+
+static int overflow_main(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	gort_go(overflower, NULL);
+	gort_sleep(5LL * 1000 * 1000 * 1000);
+	return 0;
+}
+
+/* Runs overflow_main in a child; returns its stderr and wait status. */
+static int run_overflow_child(long guard_budget, char *out, size_t outsize)
+{
+	int pfd[2];
+	ck_assert_int_eq(pipe(pfd), 0);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		dup2(pfd[1], 2);
+		stack_guard_budget = guard_budget;
+		struct gort_config cfg = { .procs = 1 };
+		_exit(gort_run(overflow_main, 0, NULL, &cfg));
+	}
+	close(pfd[1]);
+	size_t n = 0;
+	ssize_t r;
+	while (n < outsize - 1 && (r = read(pfd[0], out + n, outsize - 1 - n)) > 0)
+		n += (size_t)r;
+	out[n] = '\0';
+	close(pfd[0]);
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	return status;
+}
+
+START_TEST(test_stack_overflow_guard_page)
+{
+	char out[4096];
+	int status = run_overflow_child(-1, out, sizeof out);
+	ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "status %#x: %s", status, out);
+	ck_assert_msg(strstr(out, "stack overflow") && strstr(out, "goroutine 2"), "stderr: %s", out);
+}
+END_TEST
+
+static void small_overflower(void *arg)
+{
+	(void)arg;
+	/* a contiguous overrun: 66 KiB of locals on a 64 KiB stack, into the canary page */
+	volatile char buf[66 * 1024];
+	for (size_t i = 0; i < sizeof buf; i++)
+		buf[i] = 1;
+	gort_yield();
+}
+
+static int small_overflow_main(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	gort_go(small_overflower, NULL);
+	gort_sleep(5LL * 1000 * 1000 * 1000);
+	return 0;
+}
+
+START_TEST(test_stack_overflow_canary)
+{
+	int pfd[2];
+	ck_assert_int_eq(pipe(pfd), 0);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		dup2(pfd[1], 2);
+		stack_guard_budget = 0; /* no guard pages: the canary must catch it */
+		stack_guard_markers = false;
+		struct gort_config cfg = { .procs = 1 };
+		_exit(gort_run(small_overflow_main, 0, NULL, &cfg));
+	}
+	close(pfd[1]);
+	char out[4096];
+	size_t n = 0;
+	ssize_t r;
+	while (n < sizeof out - 1 && (r = read(pfd[0], out + n, sizeof out - 1 - n)) > 0)
+		n += (size_t)r;
+	out[n] = '\0';
+	close(pfd[0]);
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "status %#x: %s", status, out);
+	ck_assert_msg(strstr(out, "stack overflow") && strstr(out, "goroutine 2"), "stderr: %s", out);
+}
+END_TEST
+
+/* ---- a million goroutines ---- */
+
+static gort_wg started, release;
+
+static void parked(void *arg)
+{
+	(void)arg;
+	gort_wg_done(&started);
+	gort_wg_wait(&release);
+	gort_wg_done(&wg);
+}
+
+static long million_n;
+static long million_rss_kib;
+
+static int million_main(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	long n = million_n;
+	long rss0 = test_rss_kib();
+	gort_wg_add(&release, 1);
+	gort_wg_add(&started, n);
+	gort_wg_add(&wg, n);
+	for (long i = 0; i < n; i++)
+		ck_assert_int_gt(gort_go(parked, NULL), 0);
+	gort_wg_wait(&started);
+	million_rss_kib = test_rss_kib() - rss0;
+	long maps = test_count_lines("/proc/self/maps");
+	ck_assert_msg(maps < 65530 * 3 / 4, "%ld mappings for %ld goroutines", maps, n);
+	gort_wg_done(&release);
+	gort_wg_wait(&wg);
+	return 0;
+}
+
+START_TEST(test_million_goroutines)
+{
+	million_n = scaled(1000000);
+	run_gort(million_main, 2, 0);
+	/* one page of stack and the G: generous bound, not a benchmark */
+	ck_assert_msg(million_rss_kib / million_n <= 12, "%ld KiB for %ld goroutines", million_rss_kib, million_n);
+}
+END_TEST
+
+static Suite *proc_suite(void)
+{
+	Suite *s = suite_create("proc");
+	TCase *tc = tcase_create("core");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_lifecycle_and_reuse);
+	tcase_add_test(tc, test_goids_unique);
+	tcase_add_test(tc, test_exit_from_nested_call);
+	tcase_add_test(tc, test_main_goexit_ends_task_when_all_done);
+	tcase_add_test(tc, test_api_errors);
+	tcase_add_test(tc, test_work_spreads_over_ps);
+	tcase_add_test(tc, test_locked_g_keeps_its_thread_and_frees_the_p);
+	tcase_add_test(tc, test_locked_g_exit_takes_thread);
+	tcase_add_test(tc, test_fp_control_state_per_goroutine);
+	tcase_add_test(tc, test_run_twice);
+	tcase_add_test(tc, test_cgroup_cpu_max_parse);
+	tcase_add_test(tc, test_procs_selection);
+	tcase_add_test(tc, test_stack_size_honored);
+	tcase_add_test(tc, test_stack_overflow_guard_page);
+	tcase_add_test(tc, test_stack_overflow_canary);
+	tcase_add_test(tc, test_million_goroutines);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return test_main(proc_suite());
+}
