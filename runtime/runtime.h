@@ -324,6 +324,15 @@ struct stack_stats { uint64_t arenas, slots, guarded, inuse; };
 void stack_stats(struct stack_stats *ret);
 
 /* ---- task.c: the goroutines' owner (one per gort_run, one per daemon task) ---- */
+
+/* task_obj: a runtime object a task owns (a channel, ...), embedded in it and
+ * linked on the task's objs list under task->lock; free_fn frees the object
+ * that embeds it when the task ends without having freed it. */
+struct task_obj {
+	struct task_obj *next, *prev;
+	void (*free_fn)(struct task_obj *o);
+};
+
 struct task {
 	int64_t id;
 	_Atomic int64_t ngoroutines; /* live */
@@ -344,6 +353,13 @@ struct task {
 int task_may_spawn(struct task *t);
 void task_goexit(struct task *t);
 void task_exit(struct task *t, int code);
+/* task_own: t (may be NULL: nobody owns o) owns o until task_disown, or frees it
+ * with free_fn when it ends. task_disown: o is no longer t's (NULL t: no-op).
+ * task_free_objs: frees every object t still owns; once no goroutine of t runs.
+ * None can fail. */
+void task_own(struct task *t, struct task_obj *o, void (*free_fn)(struct task_obj *o));
+void task_disown(struct task *t, struct task_obj *o);
+void task_free_objs(struct task *t);
 
 /* ---- signal.c: per-M signal stacks and fault handlers ---- */
 void signals_init(void);

@@ -51,8 +51,11 @@ void semacquire(uint32_t *addr, bool lifo, enum waitreason reason)
 {
 	if (cansemacquire(addr))
 		return;
+	struct g *gp = getg();
+	if (unlikely(!gp || gp == gp->m->g0))
+		gort_panic("sync: blocking wait outside a goroutine");
 	struct semroot *root = semroot(addr);
-	struct semwaiter w = { .addr = addr, .g = getg() };
+	struct semwaiter w = { .addr = addr, .g = gp };
 	for (;;) {
 		lock(&root->lock);
 		atomic_fetch_add(&root->nwait, 1);
@@ -84,7 +87,9 @@ void semacquire(uint32_t *addr, bool lifo, enum waitreason reason)
 void semrelease(uint32_t *addr, bool handoff)
 {
 	struct semroot *root = semroot(addr);
-	__atomic_fetch_add(addr, 1, __ATOMIC_RELEASE);
+	/* Sequentially consistent with semacquire's nwait increment and its
+	 * retry: either it sees the count or we see it waiting. */
+	__atomic_fetch_add(addr, 1, __ATOMIC_SEQ_CST);
 	if (atomic_load(&root->nwait) == 0)
 		return;
 	lock(&root->lock);
@@ -108,11 +113,15 @@ void semrelease(uint32_t *addr, bool handoff)
 	else
 		root->tail = w->prev;
 	atomic_fetch_sub(&root->nwait, 1);
-	if (handoff && cansemacquire(addr))
+	/* handoff: take the count for the waiter, so that nobody arriving
+	 * meanwhile can, and let it run now in our place (Go's goyield). */
+	bool handed = handoff && cansemacquire(addr);
+	if (handed)
 		w->acquired = true;
 	struct g *gp = w->g;
 	unlock(&root->lock);
 	goready(gp);
-	if (handoff)
+	struct g *me = getg();
+	if (handed && me && me != me->m->g0 && me->m->locks == 0)
 		gosched();
 }

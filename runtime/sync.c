@@ -1,4 +1,4 @@
-/* runtime/sync.c: sync primitives for goroutines: wait groups (and the mutex and once, Go's sync package). */
+/* runtime/sync.c: Go's sync package for goroutines: mutex (with starvation mode), once, wait groups. */
 #include "sema.h"
 
 /* gort_wg state: counter in the high 32 bits, waiters in the low 32, as Go's
@@ -42,4 +42,199 @@ GORT_EXPORT void gort_wg_wait(gort_wg *wg)
 			return;
 		}
 	}
+}
+
+/*
+ * gort_mutex: Go's sync.Mutex. state = waiters << 3 | starving | woken | locked.
+ *
+ * Normal mode: waiters queue FIFO on m->sema, but a woken waiter competes with
+ * newly arriving goroutines (which are on a CPU already and usually win); a
+ * loser goes back to the front of the queue. A waiter that fails to get the
+ * mutex for more than 1 ms switches it to starvation mode: unlock then hands
+ * the mutex straight to the waiter at the front (semrelease with handoff),
+ * newcomers don't spin or grab it and queue at the tail. The last waiter, or
+ * one that waited under 1 ms, switches back to normal mode. Normal mode is much
+ * faster (a goroutine can take the mutex several times in a row); starvation
+ * mode bounds the tail latency.
+ */
+enum {
+	MUTEX_LOCKED = 1,
+	MUTEX_WOKEN = 2,
+	MUTEX_STARVING = 4,
+	MUTEX_WAITER_SHIFT = 3,
+};
+#define STARVATION_THRESHOLD_NS 1000000
+#define MUTEX_SPIN 4
+
+static inline uint32_t mload(gort_mutex *m)
+{
+	return __atomic_load_n(&m->state, __ATOMIC_RELAXED);
+}
+
+static inline bool mcas(gort_mutex *m, uint32_t old, uint32_t new)
+{
+	return __atomic_compare_exchange_n(&m->state, &old, new, false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+}
+
+static inline void procyield(int n)
+{
+	while (n-- > 0) {
+#if defined(__x86_64__)
+		__builtin_ia32_pause();
+#elif defined(__aarch64__)
+		__asm__ volatile("yield");
+#endif
+	}
+}
+
+/* Go's sync_runtime_canSpin: spin only a few times, only on a multicore machine
+ * with another P running (who could release the mutex), and only while our own
+ * P has nothing else to run. */
+static bool canspin(int iter)
+{
+	if (iter >= MUTEX_SPIN || gomaxprocs <= 1)
+		return false;
+	if (gomaxprocs <= atomic_load_explicit(&sched.npidle, memory_order_relaxed) +
+				 atomic_load_explicit(&sched.nmspinning, memory_order_relaxed) + 1)
+		return false;
+	struct g *gp = getg();
+	struct p *pp = gp ? gp->m->p : NULL;
+	if (!pp)
+		return false;
+	return atomic_load_explicit(&pp->runqhead, memory_order_relaxed) ==
+		       atomic_load_explicit(&pp->runqtail, memory_order_relaxed) &&
+	       !atomic_load_explicit(&pp->runnext, memory_order_relaxed);
+}
+
+static void mutex_lock_slow(gort_mutex *m, enum waitreason reason)
+{
+	int64_t waitstart = 0;
+	bool starving = false, awoke = false;
+	int iter = 0;
+	uint32_t old = mload(m);
+	for (;;) {
+		/* Spin while it's locked in normal mode and spinning makes sense;
+		 * set woken so that unlock doesn't wake anyone meanwhile. */
+		if ((old & (MUTEX_LOCKED | MUTEX_STARVING)) == MUTEX_LOCKED && canspin(iter)) {
+			if (!awoke && !(old & MUTEX_WOKEN) && (old >> MUTEX_WAITER_SHIFT) != 0 &&
+			    mcas(m, old, old | MUTEX_WOKEN))
+				awoke = true;
+			procyield(30);
+			iter++;
+			old = mload(m);
+			continue;
+		}
+		uint32_t new = old;
+		/* Newcomers don't take a starving mutex: it goes to the queue's head. */
+		if (!(old & MUTEX_STARVING))
+			new |= MUTEX_LOCKED;
+		if (old & (MUTEX_LOCKED | MUTEX_STARVING))
+			new += 1u << MUTEX_WAITER_SHIFT;
+		/* Switch to starvation mode, unless it was just unlocked (then
+		 * unlock expects waiters that starvation mode can't have yet). */
+		if (starving && (old & MUTEX_LOCKED))
+			new |= MUTEX_STARVING;
+		if (awoke) {
+			if (!(new & MUTEX_WOKEN))
+				throw("sync: inconsistent mutex state");
+			new &= ~(uint32_t)MUTEX_WOKEN;
+		}
+		if (!mcas(m, old, new)) {
+			old = mload(m);
+			continue;
+		}
+		if (!(old & (MUTEX_LOCKED | MUTEX_STARVING)))
+			return; /* took it */
+		/* A waiter that waited already goes back to the queue's head. */
+		bool lifo = waitstart != 0;
+		if (waitstart == 0)
+			waitstart = nanotime();
+		semacquire(&m->sema, lifo, reason);
+		starving = starving || nanotime() - waitstart > STARVATION_THRESHOLD_NS;
+		old = mload(m);
+		if (old & MUTEX_STARVING) {
+			/* Handed off to us: the mutex is ours, but state still says
+			 * unlocked with us among the waiters. */
+			if ((old & (MUTEX_LOCKED | MUTEX_WOKEN)) || (old >> MUTEX_WAITER_SHIFT) == 0)
+				throw("sync: inconsistent mutex state");
+			uint32_t delta = MUTEX_LOCKED - (1u << MUTEX_WAITER_SHIFT);
+			if (!starving || (old >> MUTEX_WAITER_SHIFT) == 1)
+				delta -= MUTEX_STARVING; /* leave starvation mode */
+			__atomic_add_fetch(&m->state, delta, __ATOMIC_ACQ_REL);
+			return;
+		}
+		awoke = true;
+		iter = 0;
+	}
+}
+
+GORT_EXPORT void gort_mutex_lock(gort_mutex *m)
+{
+	uint32_t zero = 0;
+	if (likely(__atomic_compare_exchange_n(&m->state, &zero, MUTEX_LOCKED, false, __ATOMIC_ACQUIRE,
+					       __ATOMIC_RELAXED)))
+		return;
+	mutex_lock_slow(m, WAIT_MUTEX);
+}
+
+GORT_EXPORT bool gort_mutex_trylock(gort_mutex *m)
+{
+	uint32_t old = mload(m);
+	if (old & (MUTEX_LOCKED | MUTEX_STARVING))
+		return false;
+	return __atomic_compare_exchange_n(&m->state, &old, old | MUTEX_LOCKED, false, __ATOMIC_ACQUIRE,
+					   __ATOMIC_RELAXED);
+}
+
+static void mutex_unlock_slow(gort_mutex *m, uint32_t new)
+{
+	if (!((new + MUTEX_LOCKED) & MUTEX_LOCKED))
+		gort_panic("sync: unlock of unlocked mutex");
+	if (new & MUTEX_STARVING) {
+		/* Hand the mutex to the first waiter and let it run now. MUTEX_LOCKED
+		 * stays clear: the waiter sets it; while starving, newcomers don't take
+		 * the mutex anyway. */
+		semrelease(&m->sema, true);
+		return;
+	}
+	uint32_t old = new;
+	for (;;) {
+		/* Nobody to wake, or somebody already woken/spinning, or it was
+		 * taken again: nothing to do. */
+		if ((old >> MUTEX_WAITER_SHIFT) == 0 || (old & (MUTEX_LOCKED | MUTEX_WOKEN | MUTEX_STARVING)))
+			return;
+		new = (old - (1u << MUTEX_WAITER_SHIFT)) | MUTEX_WOKEN;
+		if (mcas(m, old, new)) {
+			semrelease(&m->sema, false);
+			return;
+		}
+		old = mload(m);
+	}
+}
+
+GORT_EXPORT void gort_mutex_unlock(gort_mutex *m)
+{
+	uint32_t new = __atomic_sub_fetch(&m->state, MUTEX_LOCKED, __ATOMIC_RELEASE);
+	if (unlikely(new != 0))
+		mutex_unlock_slow(m, new);
+}
+
+/* gort_once: Go's sync.Once. done is read without the mutex on the fast path;
+ * it is set only after fn returned, under the mutex, so that every caller
+ * returns after fn has completed. */
+GORT_EXPORT void gort_once_do(gort_once *once, void (*fn)(void))
+{
+	if (likely(__atomic_load_n(&once->done, __ATOMIC_ACQUIRE)))
+		return;
+	if (unlikely(!fn))
+		gort_panic("sync: once with a NULL function");
+	uint32_t zero = 0;
+	if (!__atomic_compare_exchange_n(&once->m.state, &zero, MUTEX_LOCKED, false, __ATOMIC_ACQUIRE,
+					 __ATOMIC_RELAXED))
+		mutex_lock_slow(&once->m, WAIT_ONCE);
+	if (!__atomic_load_n(&once->done, __ATOMIC_RELAXED)) {
+		fn();
+		__atomic_store_n(&once->done, 1, __ATOMIC_RELEASE);
+	}
+	gort_mutex_unlock(&once->m);
 }

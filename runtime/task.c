@@ -23,6 +23,57 @@ int task_may_spawn(struct task *t)
 	return 0;
 }
 
+/* ---- objects a task owns (channels, ...) ---- */
+
+void task_own(struct task *t, struct task_obj *o, void (*free_fn)(struct task_obj *o))
+{
+	o->free_fn = free_fn;
+	o->prev = NULL;
+	if (!t) {
+		o->next = NULL;
+		return;
+	}
+	lock(&t->lock);
+	o->next = t->objs;
+	if (t->objs)
+		t->objs->prev = o;
+	t->objs = o;
+	unlock(&t->lock);
+}
+
+void task_disown(struct task *t, struct task_obj *o)
+{
+	if (!t)
+		return;
+	lock(&t->lock);
+	if (o->prev)
+		o->prev->next = o->next;
+	else
+		t->objs = o->next;
+	if (o->next)
+		o->next->prev = o->prev;
+	o->next = o->prev = NULL;
+	unlock(&t->lock);
+}
+
+void task_free_objs(struct task *t)
+{
+	for (;;) {
+		lock(&t->lock);
+		struct task_obj *o = t->objs;
+		if (o) {
+			t->objs = o->next;
+			if (o->next)
+				o->next->prev = NULL;
+			o->next = NULL;
+		}
+		unlock(&t->lock);
+		if (!o)
+			return;
+		o->free_fn(o);
+	}
+}
+
 /* task_exit: the task ends with code (the first call wins); whoever waits for
  * it is woken. This function can't fail. */
 void task_exit(struct task *t, int code)
@@ -171,6 +222,7 @@ GORT_EXPORT int gort_run(int (*main_fn)(int argc, char **argv), int argc, char *
 	}
 	notesleep(&t.done);
 	runtime_stop();
+	task_free_objs(&t);
 	pthread_mutex_unlock(&run_lock);
 	return t.exit_code;
 }

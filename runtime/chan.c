@@ -1,0 +1,428 @@
+/* runtime/chan.c: channels with Go's semantics: direct hand-off between goroutines, buffered rings, close, per-task ownership. */
+#include <stdio.h>
+
+#include "chan.h"
+
+/*
+ * As Go's chan.go. A channel is one allocation: the hchan and its ring. Every
+ * operation takes c->lock, a runtime futex lock that is never held across a
+ * goroutine switch except into gopark, whose unlock function (run on g0 once the
+ * goroutine is off its stack and marked waiting) releases it: whoever dequeues
+ * the waiter's sudog can then goready it without a lost wakeup.
+ *
+ * Unbuffered channels and full/empty rings with a waiting partner hand the
+ * element over directly: a sender copies into the parked receiver's variable
+ * (sudog.elem points into the receiver's stack) and a receiver copies out of a
+ * parked sender's, so the element moves once. On a full ring with a parked
+ * sender, a receiver takes the head and moves the sender's element to the tail,
+ * which keeps the FIFO order of values.
+ *
+ * Waiters are FIFO (waitq). close wakes every receiver with a zero element and
+ * ok=false and every blocked sender, which then panics, as in Go.
+ *
+ * Rejected: a sudog pool per P (Go's acquireSudog). Go needs it because its
+ * stacks move; ours don't, so a sudog is a local of the blocked call.
+ */
+
+/* q->first is also read without the lock (chanfull/chanempty's peeks). */
+static inline void setfirst(struct waitq *q, struct sudog *sg)
+{
+	__atomic_store_n(&q->first, sg, __ATOMIC_RELAXED);
+}
+
+void waitq_enqueue(struct waitq *q, struct sudog *sg)
+{
+	sg->next = NULL;
+	struct sudog *x = q->last;
+	if (!x) {
+		sg->prev = NULL;
+		q->last = sg;
+		setfirst(q, sg);
+		return;
+	}
+	sg->prev = x;
+	x->next = sg;
+	q->last = sg;
+}
+
+struct sudog *waitq_dequeue(struct waitq *q)
+{
+	for (;;) {
+		struct sudog *sg = q->first;
+		if (!sg)
+			return NULL;
+		struct sudog *y = sg->next;
+		if (!y) {
+			q->last = NULL;
+			setfirst(q, NULL);
+		} else {
+			y->prev = NULL;
+			setfirst(q, y);
+			sg->next = NULL;
+		}
+		/* A select is queued on all its channels: the first to win
+		 * selectdone owns it; the others drop its sudog and move on. */
+		if (sg->isselect) {
+			uint32_t zero = 0;
+			if (!atomic_compare_exchange_strong_explicit(&sg->g->selectdone, &zero, 1,
+								     memory_order_acq_rel, memory_order_relaxed))
+				continue;
+		}
+		return sg;
+	}
+}
+
+void waitq_remove(struct waitq *q, struct sudog *sg)
+{
+	struct sudog *x = sg->prev, *y = sg->next;
+	if (x) {
+		if (y) {
+			x->next = y;
+			y->prev = x;
+		} else {
+			x->next = NULL;
+			q->last = x;
+		}
+	} else if (y) {
+		y->prev = NULL;
+		setfirst(q, y);
+	} else if (q->first == sg) {
+		q->last = NULL;
+		setfirst(q, NULL);
+	}
+	/* else: already dequeued by someone else */
+	sg->next = sg->prev = NULL;
+}
+
+static void chan_free_obj(struct task_obj *o)
+{
+	free((char *)o - offsetof(struct hchan, obj));
+}
+
+static inline struct hchan *hchan(gort_chan *c)
+{
+	return (struct hchan *)c;
+}
+
+/* Blocks the calling goroutine forever (a nil channel), as Go does. */
+_Noreturn void block_forever(enum waitreason reason)
+{
+	for (;;)
+		gopark(NULL, NULL, reason);
+}
+
+static struct g *mustg(const char *op)
+{
+	struct g *gp = getg();
+	if (unlikely(!gp || gp == gp->m->g0))
+		gort_panic("%s: blocking channel operation outside a goroutine", op);
+	return gp;
+}
+
+static bool chanparkcommit(struct g *gp, void *arg)
+{
+	(void)gp;
+	unlock(arg);
+	return true;
+}
+
+/* ---- the halves shared with select ---- */
+
+struct g *chan_send_to(struct hchan *c, struct sudog *sg, const void *ep)
+{
+	if (sg->elem)
+		elemcopy(sg->elem, ep, c->elemsize);
+	struct g *gp = sg->g;
+	sg->success = true;
+	gp->param = sg;
+	return gp;
+}
+
+struct g *chan_recv_from(struct hchan *c, struct sudog *sg, void *ep)
+{
+	if (c->dataqsiz == 0) {
+		if (ep)
+			elemcopy(ep, sg->elem, c->elemsize);
+	} else {
+		/* The ring is full (a sender waits): take its head, and put the
+		 * sender's element at the tail, which is the same slot. */
+		void *qp = chanbuf(c, c->recvx);
+		if (ep)
+			elemcopy(ep, qp, c->elemsize);
+		elemcopy(qp, sg->elem, c->elemsize);
+		if (++c->recvx == c->dataqsiz)
+			c->recvx = 0;
+		c->sendx = c->recvx;
+	}
+	struct g *gp = sg->g;
+	sg->success = true;
+	gp->param = sg;
+	return gp;
+}
+
+void chan_bufsend(struct hchan *c, const void *ep)
+{
+	elemcopy(chanbuf(c, c->sendx), ep, c->elemsize);
+	if (++c->sendx == c->dataqsiz)
+		c->sendx = 0;
+	atomic_store_explicit(&c->qcount, atomic_load_explicit(&c->qcount, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+}
+
+void chan_bufrecv(struct hchan *c, void *ep)
+{
+	if (ep)
+		elemcopy(ep, chanbuf(c, c->recvx), c->elemsize);
+	if (++c->recvx == c->dataqsiz)
+		c->recvx = 0;
+	atomic_store_explicit(&c->qcount, atomic_load_explicit(&c->qcount, memory_order_relaxed) - 1,
+			      memory_order_relaxed);
+}
+
+/* ---- send, receive, close ---- */
+
+static inline bool chanfull(struct hchan *c)
+{
+	if (c->dataqsiz == 0)
+		return __atomic_load_n(&c->recvq.first, __ATOMIC_RELAXED) == NULL;
+	return atomic_load_explicit(&c->qcount, memory_order_relaxed) == c->dataqsiz;
+}
+
+static inline bool chanempty(struct hchan *c)
+{
+	if (c->dataqsiz == 0)
+		return __atomic_load_n(&c->sendq.first, __ATOMIC_RELAXED) == NULL;
+	return atomic_load_explicit(&c->qcount, memory_order_relaxed) == 0;
+}
+
+/* chansend: sends *ep on c; block=false: only if that needs no waiting.
+ * Returns whether it sent. Panics the task on a closed channel. */
+static bool chansend(struct hchan *c, const void *ep, bool block)
+{
+	if (unlikely(!c)) {
+		if (!block)
+			return false;
+		mustg("chan send");
+		block_forever(WAIT_CHAN_SEND_NIL);
+	}
+	if (unlikely(!ep && c->elemsize))
+		gort_panic("chan send: NULL element pointer for a %zu-byte element", c->elemsize);
+	/* Non-blocking fast path without the lock, as Go: a not-closed channel
+	 * observed full stays a correct "would block" answer for that instant. */
+	if (!block && !atomic_load_explicit(&c->closed, memory_order_relaxed) && chanfull(c))
+		return false;
+
+	lock(&c->lock);
+	if (unlikely(atomic_load_explicit(&c->closed, memory_order_relaxed))) {
+		unlock(&c->lock);
+		gort_panic("send on closed channel");
+	}
+	struct sudog *sg = waitq_dequeue(&c->recvq);
+	if (sg) {
+		struct g *gp = chan_send_to(c, sg, ep);
+		unlock(&c->lock);
+		goready(gp);
+		return true;
+	}
+	if (atomic_load_explicit(&c->qcount, memory_order_relaxed) < c->dataqsiz) {
+		chan_bufsend(c, ep);
+		unlock(&c->lock);
+		return true;
+	}
+	if (!block) {
+		unlock(&c->lock);
+		return false;
+	}
+
+	struct g *gp = getg();
+	if (unlikely(!gp || gp == gp->m->g0)) {
+		unlock(&c->lock);
+		mustg("chan send");
+	}
+	struct sudog mysg = { .g = gp, .elem = (void *)ep, .c = c };
+	gp->param = NULL;
+	gp->waiting = &mysg;
+	waitq_enqueue(&c->sendq, &mysg);
+	gopark(chanparkcommit, &c->lock, WAIT_CHAN_SEND);
+	gp->waiting = NULL;
+	gp->param = NULL;
+	if (!mysg.success)
+		gort_panic("send on closed channel");
+	return true;
+}
+
+/* chanrecv: receives from c into *ep (NULL: discard); block=false: only if that
+ * needs no waiting. Returns whether it completed (selected); *received is false
+ * when c is closed and drained (then *ep is zeroed). */
+static bool chanrecv(struct hchan *c, void *ep, bool block, bool *received)
+{
+	if (unlikely(!c)) {
+		if (!block)
+			return false;
+		mustg("chan receive");
+		block_forever(WAIT_CHAN_RECV_NIL);
+	}
+	if (!block && chanempty(c)) {
+		if (!atomic_load_explicit(&c->closed, memory_order_acquire))
+			return false;
+		/* Closed, and closed is final: empty now means drained for good. */
+		if (chanempty(c)) {
+			elemclear(ep, c->elemsize);
+			*received = false;
+			return true;
+		}
+	}
+
+	lock(&c->lock);
+	if (atomic_load_explicit(&c->closed, memory_order_relaxed) &&
+	    atomic_load_explicit(&c->qcount, memory_order_relaxed) == 0) {
+		unlock(&c->lock);
+		elemclear(ep, c->elemsize);
+		*received = false;
+		return true;
+	}
+	struct sudog *sg = waitq_dequeue(&c->sendq);
+	if (sg) {
+		struct g *gp = chan_recv_from(c, sg, ep);
+		unlock(&c->lock);
+		goready(gp);
+		*received = true;
+		return true;
+	}
+	if (atomic_load_explicit(&c->qcount, memory_order_relaxed) > 0) {
+		chan_bufrecv(c, ep);
+		unlock(&c->lock);
+		*received = true;
+		return true;
+	}
+	if (!block) {
+		unlock(&c->lock);
+		return false;
+	}
+
+	struct g *gp = getg();
+	if (unlikely(!gp || gp == gp->m->g0)) {
+		unlock(&c->lock);
+		mustg("chan receive");
+	}
+	struct sudog mysg = { .g = gp, .elem = ep, .c = c };
+	gp->param = NULL;
+	gp->waiting = &mysg;
+	waitq_enqueue(&c->recvq, &mysg);
+	gopark(chanparkcommit, &c->lock, WAIT_CHAN_RECV);
+	gp->waiting = NULL;
+	gp->param = NULL;
+	*received = mysg.success;
+	return true;
+}
+
+static void closechan(struct hchan *c)
+{
+	if (unlikely(!c))
+		gort_panic("close of nil channel");
+	lock(&c->lock);
+	if (unlikely(atomic_load_explicit(&c->closed, memory_order_relaxed))) {
+		unlock(&c->lock);
+		gort_panic("close of closed channel");
+	}
+	atomic_store_explicit(&c->closed, 1, memory_order_release);
+
+	/* Collect every waiter under the lock, ready them after it: a readied
+	 * goroutine may run (and free its sudog with its frame) at once. */
+	struct gqueue q = { 0 };
+	struct sudog *sg;
+	while ((sg = waitq_dequeue(&c->recvq))) {
+		elemclear(sg->elem, c->elemsize);
+		sg->success = false;
+		sg->g->param = sg;
+		gqueue_push(&q, sg->g);
+	}
+	while ((sg = waitq_dequeue(&c->sendq))) {
+		sg->elem = NULL;
+		sg->success = false;
+		sg->g->param = sg;
+		gqueue_push(&q, sg->g);
+	}
+	unlock(&c->lock);
+	struct g *gp;
+	while ((gp = gqueue_pop(&q)))
+		goready(gp);
+}
+
+/* ---- the public API ---- */
+
+GORT_EXPORT gort_chan *gort_chan_make(size_t elem_size, size_t cap)
+{
+	if (elem_size && cap > (SIZE_MAX - sizeof(struct hchan)) / elem_size) {
+		errno = EINVAL;
+		return NULL;
+	}
+	struct hchan *c = aligned_alloc(_Alignof(struct hchan),
+					(sizeof(struct hchan) + elem_size * cap + _Alignof(struct hchan) - 1) &
+						~(_Alignof(struct hchan) - 1));
+	if (!c) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	memset(c, 0, sizeof(*c));
+	c->elemsize = elem_size;
+	c->dataqsiz = cap;
+	struct g *gp = getg();
+	c->task = gp && gp != gp->m->g0 ? gp->task : NULL;
+	task_own(c->task, &c->obj, chan_free_obj);
+	return (gort_chan *)c;
+}
+
+GORT_EXPORT void gort_chan_free(gort_chan *ch)
+{
+	struct hchan *c = hchan(ch);
+	if (!c)
+		return;
+	lock(&c->lock);
+	bool busy = c->recvq.first || c->sendq.first;
+	unlock(&c->lock);
+	if (unlikely(busy))
+		gort_panic("free of a channel with goroutines blocked on it");
+	task_disown(c->task, &c->obj);
+	free(c);
+}
+
+GORT_EXPORT void gort_chan_send(gort_chan *c, const void *elem)
+{
+	chansend(hchan(c), elem, true);
+}
+
+GORT_EXPORT bool gort_chan_recv(gort_chan *c, void *elem)
+{
+	bool received = false;
+	chanrecv(hchan(c), elem, true, &received);
+	return received;
+}
+
+GORT_EXPORT bool gort_chan_trysend(gort_chan *c, const void *elem)
+{
+	return chansend(hchan(c), elem, false);
+}
+
+GORT_EXPORT int gort_chan_tryrecv(gort_chan *c, void *elem)
+{
+	bool received = false;
+	if (!chanrecv(hchan(c), elem, false, &received))
+		return 0;
+	return received ? 1 : -1;
+}
+
+GORT_EXPORT void gort_chan_close(gort_chan *c)
+{
+	closechan(hchan(c));
+}
+
+GORT_EXPORT size_t gort_chan_len(gort_chan *c)
+{
+	return c ? atomic_load_explicit(&hchan(c)->qcount, memory_order_relaxed) : 0;
+}
+
+GORT_EXPORT size_t gort_chan_cap(gort_chan *c)
+{
+	return c ? hchan(c)->dataqsiz : 0;
+}

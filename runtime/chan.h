@@ -1,0 +1,95 @@
+/* runtime/chan.h: channels (Go's hchan), the sudog a waiting goroutine leaves in a channel's queue, and their shared helpers for select.c. */
+#ifndef GORT_CHAN_H
+#define GORT_CHAN_H
+
+#include <string.h>
+
+#include "runtime.h"
+
+/*
+ * sudog: a goroutine waiting in a channel's send or receive queue. It lives on
+ * the waiting goroutine's own stack (a parked goroutine's stack stays put), so
+ * blocking allocates nothing. Whoever dequeues it owns it until it readies the
+ * goroutine: it copies the element through elem, sets success and g->param, and
+ * must not touch it after goready.
+ */
+struct sudog {
+	struct g *g;
+	struct sudog *next, *prev;   /* the channel's waitq; protected by c->lock */
+	void *elem;                  /* the value to send, or where to receive (NULL: discard) */
+	struct hchan *c;
+	struct sudog *waitlink;      /* g->waiting: the sudogs of one select, in lock order */
+	bool isselect;               /* a select case: dequeue must win g->selectdone first */
+	bool success;                /* woken by a communication (true) or by close (false) */
+};
+
+/* waitq: a FIFO of sudogs. */
+struct waitq {
+	struct sudog *first, *last;
+};
+
+/*
+ * hchan: a channel. The ring buf holds dataqsiz elements of elemsize bytes,
+ * qcount of them from recvx; sendq/recvq hold the goroutines blocked sending
+ * and receiving (never both non-empty, and never a non-empty sendq with room in
+ * the ring). Everything is under lock except the lock-free peeks of the
+ * non-blocking fast paths (qcount, closed, queue heads), as in Go.
+ */
+struct hchan {
+	struct task_obj obj;         /* on task->objs: freed with its task */
+	struct mutex lock;
+	_Atomic uint32_t closed;
+	_Atomic size_t qcount;
+	size_t dataqsiz;
+	size_t elemsize;
+	size_t sendx, recvx;
+	struct waitq recvq, sendq;
+	struct task *task;           /* owner, NULL if made outside any task */
+	_Alignas(16) char buf[];     /* the ring, dataqsiz * elemsize bytes */
+};
+
+static inline void *chanbuf(struct hchan *c, size_t i)
+{
+	return c->buf + i * c->elemsize;
+}
+
+/* Copies one element; the sizes a channel usually carries inline. */
+static inline void elemcopy(void *dst, const void *src, size_t n)
+{
+	switch (n) {
+	case 0: return;
+	case 1: memcpy(dst, src, 1); return;
+	case 2: memcpy(dst, src, 2); return;
+	case 4: memcpy(dst, src, 4); return;
+	case 8: memcpy(dst, src, 8); return;
+	case 16: memcpy(dst, src, 16); return;
+	default: memcpy(dst, src, n); return;
+	}
+}
+
+static inline void elemclear(void *dst, size_t n)
+{
+	if (dst && n)
+		memset(dst, 0, n);
+}
+
+/* waitq operations (chan.c); the caller holds the channel's lock. dequeue skips
+ * (and drops) select sudogs whose goroutine another case already won. */
+void waitq_enqueue(struct waitq *q, struct sudog *sg);
+struct sudog *waitq_dequeue(struct waitq *q);
+/* Removes sg if it is still queued in q. */
+void waitq_remove(struct waitq *q, struct sudog *sg);
+
+/* A communication with a dequeued partner sg, c->lock held: copies the element
+ * and marks sg done; returns sg's goroutine, for the caller to goready once it
+ * has released the lock (not before: it may run, and its sudog go, at once). */
+struct g *chan_send_to(struct hchan *c, struct sudog *sg, const void *ep);
+struct g *chan_recv_from(struct hchan *c, struct sudog *sg, void *ep);
+/* Ring buffer halves, c->lock held throughout. */
+void chan_bufsend(struct hchan *c, const void *ep);
+void chan_bufrecv(struct hchan *c, void *ep);
+
+/* Parks the calling goroutine for good (a nil channel, an empty select). */
+_Noreturn void block_forever(enum waitreason reason);
+
+#endif
