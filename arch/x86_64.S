@@ -18,9 +18,20 @@ gogo:
 	movq	%rdi, %fs:(%rax)
 	movq	G_SCHED_SP(%rdi), %rsp
 	.cfi_undefined rip
+	/* Loading MXCSR and the x87 control word stalls the pipeline; they
+	 * almost never differ between goroutines, so compare first (scratch
+	 * space below the saved sp is free: the resumed code made a call). */
+	stmxcsr	-8(%rsp)
+	movl	-8(%rsp), %eax
+	cmpl	0(%rsp), %eax
+	je	1f
 	ldmxcsr	0(%rsp)
+1:	fnstcw	-8(%rsp)
+	movzwl	-8(%rsp), %eax
+	cmpw	4(%rsp), %ax
+	je	2f
 	fldcw	4(%rsp)
-	addq	$8, %rsp
+2:	addq	$8, %rsp
 	popq	%r15
 	popq	%r14
 	popq	%r13

@@ -130,14 +130,18 @@ void throw(const char *msg)
 
 void casgstatus(struct g *gp, uint32_t from, uint32_t to)
 {
-	uint32_t old = from;
-	if (unlikely(!atomic_compare_exchange_strong_explicit(&gp->atomicstatus, &old, to,
-							      memory_order_acq_rel, memory_order_acquire))) {
+	/* Every transition has a single owner by protocol (the M running the G,
+	 * or whoever dequeued its waiter under a lock), so a check and a release
+	 * store suffice: no locked instruction on the switch path. A check that
+	 * fails is a runtime bug. */
+	uint32_t old = atomic_load_explicit(&gp->atomicstatus, memory_order_relaxed);
+	if (unlikely(old != from)) {
 		char buf[128];
 		snprintf(buf, sizeof buf, "casgstatus: goroutine %lld: %u -> %u, but status is %u",
 			 (long long)gp->goid, from, to, old);
 		throw(buf);
 	}
+	atomic_store_explicit(&gp->atomicstatus, to, memory_order_release);
 }
 
 int64_t nanotime(void)
@@ -700,6 +704,25 @@ static void mexit(struct m *mp)
 	__builtin_longjmp(mp->exitbuf, 1);
 }
 
+/* checkdead: called with sched.lock held as an M goes idle. If no M runs or
+ * waits for anything that could ready a goroutine (no timer, no io, nobody in
+ * a system call or the netpoller), no goroutine can ever run again: tell the
+ * tasks (Go's "all goroutines are asleep - deadlock!"). */
+static void checkdead(void)
+{
+	if (atomic_load(&sched.stopping))
+		return;
+	int32_t run = sched.nmlive - sched.nmidle - sched.nmidlelocked - atomic_load(&sched.nmsys);
+	if (run > 0 || atomic_load(&sched.lastpoll) == 0 || netpoll_waiters())
+		return;
+	for (int32_t i = 0; i < gomaxprocs; i++)
+		if (atomic_load(&allp[i]->timer0when) != 0 || !runqempty(allp[i]))
+			return;
+	if (atomic_load(&sched.runqsize) != 0)
+		return;
+	task_checkdead();
+}
+
 /* stopm: park this M until startm hands it a P. */
 static void stopm(void)
 {
@@ -716,6 +739,7 @@ static void stopm(void)
 		mexit(mp);
 	}
 	mput(mp);
+	checkdead();
 	unlock(&sched.lock);
 	mp->blocked = true;
 	notesleep(&mp->park);
@@ -837,6 +861,15 @@ static void resetspinning(void)
 
 /* ---- locked threads ---- */
 
+static void incidlelocked(int32_t v)
+{
+	lock(&sched.lock);
+	sched.nmidlelocked += v;
+	if (v > 0)
+		checkdead();
+	unlock(&sched.lock);
+}
+
 static void stoplockedm(void)
 {
 	struct m *mp = getg()->m;
@@ -844,6 +877,7 @@ static void stoplockedm(void)
 		throw("stoplockedm: inconsistent locking");
 	if (mp->p)
 		handoffp(releasep());
+	incidlelocked(1);
 	mp->blocked = true;
 	notesleep(&mp->park);
 	noteclear(&mp->park);
@@ -865,6 +899,7 @@ static void startlockedm(struct g *gp)
 		throw("startlockedm: locked to me");
 	if (mp->nextp)
 		throw("startlockedm: m has p");
+	incidlelocked(-1);
 	struct p *pp = releasep();
 	mp->nextp = pp;
 	notewakeup(&mp->park);
@@ -1252,10 +1287,8 @@ struct g *newproc(gort_fn fn, void *arg, struct task *t, size_t stacksize, int *
 	} else {
 		newg->goid = (int64_t)atomic_fetch_add(&sched.goidgen, 1) + 1;
 	}
-	if (t) {
-		atomic_fetch_add_explicit(&t->ngoroutines, 1, memory_order_relaxed);
-		atomic_fetch_add_explicit(&t->ncreated, 1, memory_order_relaxed);
-	}
+	if (t)
+		task_gocreated(t, pp);
 	casgstatus(newg, G_DEAD, G_RUNNABLE);
 	if (pp) {
 		runqput(pp, newg, true);
@@ -1292,7 +1325,7 @@ static void goexit0(struct g *gp)
 	dropg();
 	gfput(mp->p, gp);
 	if (t)
-		task_goexit(t);
+		task_goexit(t, mp->p);
 	if (locked) {
 		/* The G may have left its thread in an unusual kernel state: kill
 		 * the thread rather than returning it to the pool (the seed). */
@@ -1447,7 +1480,16 @@ GORT_EXPORT int64_t gort_go(gort_fn fn, void *arg)
 		errno = -r;
 		return -1;
 	}
-	return newg->goid;
+	int64_t goid = newg->goid;
+	/* Backpressure: a goroutine that creates work faster than its P runs it
+	 * would queue up cold Gs and stacks without bound (1M Gs, 4 GiB of stack
+	 * pages); once the local queue is half full it lets the queue run while
+	 * the new Gs' memory is still in cache. Goroutine order stays unspecified. */
+	struct p *pp = gp->m->p;
+	if (atomic_load_explicit(&pp->runqtail, memory_order_relaxed) -
+		    atomic_load_explicit(&pp->runqhead, memory_order_relaxed) >= RUNQ_SIZE / 2)
+		gosched();
+	return goid;
 }
 
 GORT_EXPORT void gort_yield(void)
@@ -1517,4 +1559,15 @@ int64_t allg_count(void)
 	int64_t n = allglen;
 	unlock(&allglock);
 	return n;
+}
+
+/* forEachG: calls fn(gp, arg) for every G ever allocated (live, dead or pooled),
+ * under allglock, from any thread (stats.c's listings). fn must not create
+ * goroutines or take allglock; the G's fields may change under it. */
+void forEachG(void (*fn)(struct g *gp, void *arg), void *arg)
+{
+	lock(&allglock);
+	for (struct g *gp = allgs; gp; gp = gp->alllink)
+		fn(gp, arg);
+	unlock(&allglock);
 }

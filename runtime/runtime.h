@@ -118,6 +118,9 @@ struct g {
 	struct g *alllink;       /* allgs list */
 	void *fiber;             /* TSan fiber / ASan fake stack (sanitizer builds) */
 	void *asan_fake_stack;
+	/* netpoll.c: the io request it is parked on (struct iowait *), 0 if none;
+	 * bit 0: pinned by io_cancel_g */
+	_Atomic uintptr_t iowait;
 };
 
 struct m {
@@ -196,6 +199,7 @@ struct schedt {
 
 	struct m *midle;             /* idle Ms waiting for work */
 	int32_t nmidle;
+	int32_t nmidlelocked;        /* Ms asleep with their locked G parked */
 	int32_t mnext;               /* number of Ms created, next M id */
 	_Atomic int32_t nmspinning;
 	_Atomic int32_t nmsys;       /* Ms in syscalls (not counted as running) */
@@ -335,8 +339,10 @@ struct task_obj {
 
 struct task {
 	int64_t id;
-	_Atomic int64_t ngoroutines; /* live */
-	_Atomic uint64_t ncreated;
+	/* Goroutines created and ended, counted per P so that spawning takes no
+	 * locked instruction; each P writes only its own slot, readers sum
+	 * (task_ngoroutines: exact once the task's Ps are quiet). */
+	struct task_pcount *pcount;  /* gomaxprocs + 1 slots; the last for threads without a P */
 	int exit_code;
 	_Atomic bool exited;
 	struct note done;
@@ -350,8 +356,18 @@ struct task {
 };
 
 /* the task a goroutine belongs to: creation limits and exit (task.c) */
+struct task_pcount {
+	int64_t created, ended;
+} __attribute__((aligned(64)));
+int task_pcount_init(struct task *t);
+void task_pcount_fini(struct task *t);
+int64_t task_ngoroutines(const struct task *t);
+int64_t task_ncreated(const struct task *t);
 int task_may_spawn(struct task *t);
-void task_goexit(struct task *t);
+void task_gocreated(struct task *t, struct p *pp);
+void task_goexit(struct task *t, struct p *pp);
+/* checkdead found every M idle with no timer or io pending (Go's checkdead). */
+void task_checkdead(void);
 void task_exit(struct task *t, int code);
 /* task_own: t (may be NULL: nobody owns o) owns o until task_disown, or frees it
  * with free_fn when it ends. task_disown: o is no longer t's (NULL t: no-op).
@@ -378,6 +394,45 @@ void netpoll_break(void);
 /* Cheap checks for findrunnable: completions may be ready / Gs wait on io. */
 bool netpoll_pending(void);
 bool netpoll_waiters(void);
+/* Submits pp's queued io requests: findrunnable before it looks for completions,
+ * handoffp before pp goes idle (a queued request must never sit on an idle P). */
+void netpoll_flush(struct p *pp);
+/* Once per schedule(): submits pp's queued requests if the oldest has waited too
+ * long for its batch (a P busy with runnable goroutines still starts its io). */
+void netpoll_schedule(struct p *pp);
+/* sysmon, every round: reaps completions if nobody has for 10 ms and no M is
+ * blocked in netpoll; the readied Gs go to the global queue. Any thread. */
+void netpoll_if_stale(void);
+/* io_cancel_g: cancels the io request gp is parked on (io_uring: ASYNC_CANCEL;
+ * readiness poller: the wait ends); the call returns -1 with errno ECANCELED,
+ * unless it completed first. gp stays parked until the request's completion has
+ * arrived, so its buffers stay valid. 0: cancellation requested; -ENOENT: gp is
+ * not parked in a cancellable io call (running, elsewhere, or in a blocking
+ * syscall). Any thread; gp must not exit meanwhile (its owner's job). */
+int io_cancel_g(struct g *gp);
+/* Which io path is in use, and its counters (for stats). */
+enum netpoll_mode {
+	NETPOLL_OFF = 0,   /* runtime not started */
+	NETPOLL_URING,     /* io_uring rings, one per P */
+	NETPOLL_EPOLL,     /* no io_uring (refused, too old, GORT_NO_URING=1): epoll + syscall handoff */
+};
+struct netpoll_stats {
+	int mode;                /* enum netpoll_mode */
+	uint32_t fallback_ops;   /* NETPOLL_URING: bitmask of io ops (netpoll.h's enum ioop)
+				    the kernel lacks, served by the fallback */
+	uint64_t submitted;      /* requests handed to io_uring */
+	uint64_t enters;         /* io_uring_enter calls that submitted them */
+	uint64_t completions;    /* completions reaped */
+	uint64_t fallbacks;      /* calls served by the readiness poller or the syscall handoff */
+	uint64_t fdwaits;        /* parks on epoll readiness */
+	uint64_t cancels;        /* io_cancel_g requests issued */
+	uint64_t resubmits;      /* requests retried after a cancellation nobody asked for */
+	uint64_t stalereaps;     /* sysmon's reaps (netpoll_if_stale) */
+	int64_t inflight;        /* requests submitted and not yet completed */
+};
+/* Fills *ret (zeroed when the runtime is not started). Any thread; can't fail. */
+void netpoll_stats_read(struct netpoll_stats *ret);
+const char *netpoll_mode_string(int mode);
 
 /* ---- timers (timer.c): run from schedule/findrunnable ---- */
 /* Runs the expired timers of pp; returns the next timer's time (0: none). */

@@ -16,6 +16,58 @@
 
 static _Atomic int64_t taskidgen;
 
+int task_pcount_init(struct task *t)
+{
+	t->pcount = aligned_alloc(64, sizeof(struct task_pcount) * (size_t)(gomaxprocs + 1));
+	if (!t->pcount)
+		return -ENOMEM;
+	memset(t->pcount, 0, sizeof(struct task_pcount) * (size_t)(gomaxprocs + 1));
+	return 0;
+}
+
+void task_pcount_fini(struct task *t)
+{
+	free(t->pcount);
+	t->pcount = NULL;
+}
+
+/* A P's own slot: a plain increment, published with a relaxed store. */
+static inline void pcount_bump(int64_t *c)
+{
+	__atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+}
+
+void task_gocreated(struct task *t, struct p *pp)
+{
+	if (pp)
+		pcount_bump(&t->pcount[pp->id].created);
+	else
+		__atomic_fetch_add(&t->pcount[gomaxprocs].created, 1, __ATOMIC_RELAXED);
+}
+
+/* Called by goexit0 (on g0, holding pp) for every goroutine of t that ends. */
+void task_goexit(struct task *t, struct p *pp)
+{
+	pcount_bump(&t->pcount[pp->id].ended);
+}
+
+int64_t task_ncreated(const struct task *t)
+{
+	int64_t n = 0;
+	for (int32_t i = 0; i <= gomaxprocs; i++)
+		n += __atomic_load_n(&t->pcount[i].created, __ATOMIC_RELAXED);
+	return n;
+}
+
+int64_t task_ngoroutines(const struct task *t)
+{
+	int64_t n = 0;
+	for (int32_t i = 0; i <= gomaxprocs; i++)
+		n += __atomic_load_n(&t->pcount[i].created, __ATOMIC_RELAXED) -
+		     __atomic_load_n(&t->pcount[i].ended, __ATOMIC_RELAXED);
+	return n;
+}
+
 int task_may_spawn(struct task *t)
 {
 	if (t && atomic_load_explicit(&t->exited, memory_order_relaxed))
@@ -107,12 +159,18 @@ static void task_fatal(struct task *t, const char *msg)
 	task_exit(t, 2);
 }
 
-/* Called by goexit0 for every goroutine of t that ends. */
-void task_goexit(struct task *t)
+/* The task gort_run hosts: Go's checkdead applies to it as to a Go program. */
+static struct task *embedded_task;
+
+void task_checkdead(void)
 {
-	if (atomic_fetch_sub_explicit(&t->ngoroutines, 1, memory_order_acq_rel) == 1 &&
-	    !atomic_load(&t->exited))
+	struct task *t = embedded_task;
+	if (!t || atomic_load(&t->exited))
+		return;
+	if (task_ngoroutines(t) == 0)
 		task_fatal(t, "no goroutines (main called gort_exit) - deadlock!");
+	else
+		task_fatal(t, "all goroutines are asleep - deadlock!");
 }
 
 static struct task *curtask(void)
@@ -214,14 +272,20 @@ GORT_EXPORT int gort_run(int (*main_fn)(int argc, char **argv), int argc, char *
 		.stdout_fd = 1,
 		.stderr_fd = 2,
 	};
-	if (!newproc(task_main, &t, &t, 0, &r)) {
+	r = task_pcount_init(&t);
+	embedded_task = &t;
+	if (r < 0 || !newproc(task_main, &t, &t, 0, &r)) {
 		runtime_stop();
+		embedded_task = NULL;
+		task_pcount_fini(&t);
 		pthread_mutex_unlock(&run_lock);
 		errno = -r;
 		return -1;
 	}
 	notesleep(&t.done);
 	runtime_stop();
+	embedded_task = NULL;
+	task_pcount_fini(&t);
 	task_free_objs(&t);
 	pthread_mutex_unlock(&run_lock);
 	return t.exit_code;

@@ -147,6 +147,21 @@ START_TEST(test_main_goexit_ends_task_when_all_done)
 }
 END_TEST
 
+static int deadlock_main(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	gort_wg_add(&wg, 1);
+	gort_wg_wait(&wg); /* nobody will ever call done: Go's checkdead */
+	return 0;
+}
+
+START_TEST(test_deadlock_detected)
+{
+	run_gort(deadlock_main, 2, 2);
+}
+END_TEST
+
 /* ---- errors at the API boundary ---- */
 
 static void noop(void *arg)
@@ -226,11 +241,13 @@ END_TEST
 
 static _Atomic int others_ran;
 static pid_t locked_tid;
+static gort_wg step;
 
 static void other(void *arg)
 {
 	(void)arg;
 	atomic_fetch_add(&others_ran, 1);
+	gort_wg_done(&step);
 	gort_wg_done(&wg);
 }
 
@@ -241,11 +258,14 @@ static void locked_worker(void *arg)
 	pid_t tid = test_gettid();
 	locked_tid = tid;
 	for (int i = 0; i < 20; i++) {
-		/* while this G sleeps, its M sleeps and its (only) P runs the others */
-		int before = atomic_load(&others_ran);
+		/* With one P, the only way `other` can run while this G waits for it
+		 * is that this G's M gives the P away and sleeps (stoplockedm). */
+		gort_wg_add(&step, 1);
 		gort_go(other, NULL);
-		gort_sleep(1000 * 1000);
-		ck_assert_int_gt(atomic_load(&others_ran), before);
+		gort_wg_wait(&step);
+		ck_assert_int_eq(atomic_load(&others_ran), i + 1);
+		ck_assert_int_eq(test_gettid(), tid);
+		gort_sleep(100 * 1000);
 		gort_yield();
 		ck_assert_int_eq(test_gettid(), tid);
 	}
@@ -614,6 +634,7 @@ static Suite *proc_suite(void)
 	tcase_add_test(tc, test_goids_unique);
 	tcase_add_test(tc, test_exit_from_nested_call);
 	tcase_add_test(tc, test_main_goexit_ends_task_when_all_done);
+	tcase_add_test(tc, test_deadlock_detected);
 	tcase_add_test(tc, test_api_errors);
 	tcase_add_test(tc, test_work_spreads_over_ps);
 	tcase_add_test(tc, test_locked_g_keeps_its_thread_and_frees_the_p);
