@@ -1,16 +1,10 @@
 /* bench/fileread.c: gort benchmark: 8 goroutines each gort_pread a whole page-cached file in 64 KiB chunks; total MiB/s. */
-#define _GNU_SOURCE /* O_CLOEXEC, AT_FDCWD under -std=c11 */
-#include <errno.h>
 #include <fcntl.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <gort.h>
+#include "benchlib.h"
 
-#define ROUNDS 5 /* timed rounds, after one untimed warm-up round */
 #define READERS 8
 #define CHUNK (64 * 1024)
 
@@ -20,24 +14,6 @@ struct reader {
 	char *buf; /* CHUNK bytes, off the goroutine's stack */
 	gort_wg *wg;
 };
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-static void metric(const char *name, double value, const char *unit)
-{
-	printf("METRIC %s %.2f %s\n", name, value, unit);
-	fflush(stdout);
-}
 
 static void reader(void *arg)
 {
@@ -56,16 +32,16 @@ static void reader(void *arg)
 	gort_wg_done(r->wg);
 }
 
-/* one round: returns MiB/s over all readers */
-static double run_round(struct reader *readers)
+/* one round over readers[READERS]: returns MiB/s over all readers */
+static double run_round(void *arg)
 {
+	struct reader *readers = arg;
 	gort_wg wg = GORT_WG_INIT;
 	int64_t t0 = gort_now();
 	gort_wg_add(&wg, READERS);
 	for (int i = 0; i < READERS; i++) {
 		readers[i].wg = &wg;
-		if (gort_go(reader, &readers[i]) < 0)
-			gort_panic("gort_go: %s", strerror(errno));
+		bench_go(reader, &readers[i]);
 	}
 	gort_wg_wait(&wg);
 	double secs = (double)(gort_now() - t0) / 1e9;
@@ -76,7 +52,6 @@ static int bench_main(int argc, char **argv)
 {
 	struct reader readers[READERS];
 	struct stat st;
-	double v[ROUNDS];
 
 	if (argc < 2) {
 		fprintf(stderr, "usage: bench-fileread FILE\n");
@@ -97,10 +72,7 @@ static int bench_main(int argc, char **argv)
 			gort_panic("out of memory");
 	}
 
-	run_round(readers);
-	for (int r = 0; r < ROUNDS; r++)
-		v[r] = run_round(readers);
-	metric("fileread_mib_per_sec", median(v, ROUNDS), "MiB/s");
+	bench_rounds("fileread_mib_per_sec", "MiB/s", run_round, readers);
 
 	for (int i = 0; i < READERS; i++)
 		free(readers[i].buf);
@@ -110,10 +82,5 @@ static int bench_main(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	int rc = gort_run(bench_main, argc, argv, NULL);
-	if (rc < 0) {
-		perror("gort_run");
-		return 1;
-	}
-	return rc;
+	return bench_run(bench_main, argc, argv, NULL);
 }

@@ -1,16 +1,10 @@
 /* bench/httpd.c: gort benchmark: keep-alive HTTP/1.1 "Hello, World!" server on 127.0.0.1:PORT, one goroutine per connection. */
-#define _GNU_SOURCE /* memmem */
-#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <gort.h>
+#include "benchlib.h" /* memmem: _GNU_SOURCE comes from the Makefile's CFLAGS */
 
 static const char response[] = "HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\nHello, World!";
 
@@ -103,10 +97,5 @@ static int bench_main(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	int rc = gort_run(bench_main, argc, argv, NULL);
-	if (rc < 0) {
-		perror("gort_run");
-		return 1;
-	}
-	return rc;
+	return bench_run(bench_main, argc, argv, NULL);
 }

@@ -1,12 +1,5 @@
 /* bench/pingpong.c: gort benchmark: two goroutines bounce an int over unbuffered channels 1,000,000 times; ns per round trip. */
-#include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include <gort.h>
-
-#define ROUNDS 5 /* timed rounds, after one untimed warm-up round */
+#include "benchlib.h"
 
 static long n_trips = 1000000;
 
@@ -14,24 +7,6 @@ struct pingpong {
 	gort_chan *ping, *pong;
 	gort_wg wg;
 };
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-static void metric(const char *name, double value, const char *unit)
-{
-	printf("METRIC %s %.2f %s\n", name, value, unit);
-	fflush(stdout);
-}
 
 /* the other side: receive on ping, answer on pong, n_trips times */
 static void ponger(void *arg)
@@ -48,18 +23,16 @@ static void ponger(void *arg)
 }
 
 /* one round: returns ns per round trip (main goroutine sends ping, waits for pong) */
-static double run_round(void)
+static double run_round(void *arg)
 {
 	struct pingpong pp = { .wg = GORT_WG_INIT };
 	int v = 0;
 
-	pp.ping = gort_chan_make(sizeof(int), 0);
-	pp.pong = gort_chan_make(sizeof(int), 0);
-	if (!pp.ping || !pp.pong)
-		gort_panic("gort_chan_make: %s", strerror(errno));
+	(void)arg;
+	pp.ping = bench_chan_make(sizeof(int), 0);
+	pp.pong = bench_chan_make(sizeof(int), 0);
 	gort_wg_add(&pp.wg, 1);
-	if (gort_go(ponger, &pp) < 0)
-		gort_panic("gort_go: %s", strerror(errno));
+	bench_go(ponger, &pp);
 
 	int64_t t0 = gort_now();
 	for (long i = 0; i < n_trips; i++) {
@@ -78,25 +51,13 @@ static double run_round(void)
 
 static int bench_main(int argc, char **argv)
 {
-	double v[ROUNDS];
-
-	if (argc > 1)
-		n_trips = atol(argv[1]);
-	if (n_trips <= 0 || n_trips > 1000000000)
-		gort_panic("usage: bench-pingpong [ROUND_TRIPS]");
-	run_round();
-	for (int r = 0; r < ROUNDS; r++)
-		v[r] = run_round();
-	metric("pingpong_ns_per_roundtrip", median(v, ROUNDS), "ns");
+	/* the token is an int */
+	n_trips = bench_size(argc, argv, n_trips, 1000000000, "usage: bench-pingpong [ROUND_TRIPS]");
+	bench_rounds("pingpong_ns_per_roundtrip", "ns", run_round, NULL);
 	return 0;
 }
 
 int main(int argc, char **argv)
 {
-	int rc = gort_run(bench_main, argc, argv, NULL);
-	if (rc < 0) {
-		perror("gort_run");
-		return 1;
-	}
-	return rc;
+	return bench_run(bench_main, argc, argv, NULL);
 }

@@ -1,10 +1,5 @@
 /* bench/preempt.c: gort benchmark: on one P, how late a 1 ms gort_sleep wakes while another goroutine spins in a pure loop; p50/p99 µs. */
-#include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include <gort.h>
+#include "benchlib.h"
 
 #define WARMUP 20    /* untimed sleeps first */
 #define SAMPLES 200
@@ -13,23 +8,11 @@
 static volatile int spinner_started;
 static volatile unsigned long spin_counter;
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
 /* nearest-rank percentile of sorted v[n] */
 static double percentile(const double *v, int n, int p)
 {
 	int rank = (p * n + 99) / 100;
 	return v[rank > 0 ? rank - 1 : 0];
-}
-
-static void metric(const char *name, double value, const char *unit)
-{
-	printf("METRIC %s %.2f %s\n", name, value, unit);
-	fflush(stdout);
 }
 
 /* never calls into the runtime: only asynchronous preemption can take the P back */
@@ -47,8 +30,7 @@ static int bench_main(int argc, char **argv)
 
 	(void)argc;
 	(void)argv;
-	if (gort_go(spinner, NULL) < 0)
-		gort_panic("gort_go: %s", strerror(errno));
+	bench_go(spinner, NULL);
 	/* with one P, once the spinner runs we are back only after it is preempted */
 	while (!spinner_started)
 		gort_yield();
@@ -61,19 +43,15 @@ static int bench_main(int argc, char **argv)
 			late_us[i - WARMUP] = (double)late / 1e3;
 	}
 
-	qsort(late_us, SAMPLES, sizeof(late_us[0]), cmp_double);
-	metric("preempt_lateness_p50_us", percentile(late_us, SAMPLES, 50), "us");
-	metric("preempt_lateness_p99_us", percentile(late_us, SAMPLES, 99), "us");
+	bench_sort(late_us, SAMPLES);
+	bench_metric("preempt_lateness_p50_us", percentile(late_us, SAMPLES, 50), "us");
+	bench_metric("preempt_lateness_p99_us", percentile(late_us, SAMPLES, 99), "us");
 	return 0; /* the task ends; the runtime stops the spinner */
 }
 
 int main(int argc, char **argv)
 {
-	struct gort_config cfg = { .procs = 1 };
-	int rc = gort_run(bench_main, argc, argv, &cfg);
-	if (rc < 0) {
-		perror("gort_run");
-		return 1;
-	}
-	return rc;
+	const struct gort_config cfg = { .procs = 1 };
+
+	return bench_run(bench_main, argc, argv, &cfg);
 }

@@ -1,12 +1,6 @@
 /* bench/ring.c: gort benchmark: 1000 goroutines in a ring of unbuffered channels pass a token 1,000,000 hops; ns per hop. */
-#include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#include "benchlib.h"
 
-#include <gort.h>
-
-#define ROUNDS 5 /* timed rounds, after one untimed warm-up round */
 #define RING 1000
 
 static long n_hops = 1000000;
@@ -21,24 +15,6 @@ struct member {
 	struct ring *ring;
 	int i;
 };
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-static void metric(const char *name, double value, const char *unit)
-{
-	printf("METRIC %s %.2f %s\n", name, value, unit);
-	fflush(stdout);
-}
 
 /* the token is the number of hops still to go; runs until its channel is closed */
 static void member(void *arg)
@@ -60,24 +36,21 @@ static void member(void *arg)
 }
 
 /* one round: returns ns per hop; building and tearing down the ring is not timed */
-static double run_round(void)
+static double run_round(void *arg)
 {
 	static struct ring r;
 	static struct member members[RING];
 	long v = n_hops;
 
+	(void)arg;
 	r.wg = (gort_wg)GORT_WG_INIT;
-	r.done = gort_chan_make(sizeof(long), 0);
-	if (!r.done)
-		gort_panic("gort_chan_make: %s", strerror(errno));
+	r.done = bench_chan_make(sizeof(long), 0);
 	for (int i = 0; i < RING; i++)
-		if (!(r.ch[i] = gort_chan_make(sizeof(long), 0)))
-			gort_panic("gort_chan_make: %s", strerror(errno));
+		r.ch[i] = bench_chan_make(sizeof(long), 0);
 	gort_wg_add(&r.wg, RING);
 	for (int i = 0; i < RING; i++) {
 		members[i] = (struct member){ .ring = &r, .i = i };
-		if (gort_go(member, &members[i]) < 0)
-			gort_panic("gort_go: %s", strerror(errno));
+		bench_go(member, &members[i]);
 	}
 
 	int64_t t0 = gort_now();
@@ -96,25 +69,12 @@ static double run_round(void)
 
 static int bench_main(int argc, char **argv)
 {
-	double v[ROUNDS];
-
-	if (argc > 1)
-		n_hops = atol(argv[1]);
-	if (n_hops <= 0)
-		gort_panic("usage: bench-ring [HOPS]");
-	run_round();
-	for (int r = 0; r < ROUNDS; r++)
-		v[r] = run_round();
-	metric("ring_ns_per_hop", median(v, ROUNDS), "ns");
+	n_hops = bench_size(argc, argv, n_hops, LONG_MAX, "usage: bench-ring [HOPS]");
+	bench_rounds("ring_ns_per_hop", "ns", run_round, NULL);
 	return 0;
 }
 
 int main(int argc, char **argv)
 {
-	int rc = gort_run(bench_main, argc, argv, NULL);
-	if (rc < 0) {
-		perror("gort_run");
-		return 1;
-	}
-	return rc;
+	return bench_run(bench_main, argc, argv, NULL);
 }

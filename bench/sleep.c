@@ -1,33 +1,9 @@
 /* bench/sleep.c: gort benchmark: 100,000 goroutines each gort_sleep 10 ms, wait for all; total ms. */
-#include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#include "benchlib.h"
 
-#include <gort.h>
-
-#define ROUNDS 5 /* timed rounds, after one untimed warm-up round */
 #define SLEEP_NS 10000000LL
 
 static long n_goroutines = 100000;
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-static void metric(const char *name, double value, const char *unit)
-{
-	printf("METRIC %s %.2f %s\n", name, value, unit);
-	fflush(stdout);
-}
 
 static void sleeper(void *arg)
 {
@@ -36,39 +12,20 @@ static void sleeper(void *arg)
 }
 
 /* one round: returns ms from the first spawn until the last sleeper is done */
-static double run_round(void)
+static double run_round(void *arg)
 {
-	gort_wg wg = GORT_WG_INIT;
-	int64_t t0 = gort_now();
-	gort_wg_add(&wg, n_goroutines);
-	for (long i = 0; i < n_goroutines; i++)
-		if (gort_go(sleeper, &wg) < 0)
-			gort_panic("gort_go: %s", strerror(errno));
-	gort_wg_wait(&wg);
-	return (double)(gort_now() - t0) / 1e6;
+	(void)arg;
+	return (double)bench_go_wait(sleeper, n_goroutines) / 1e6;
 }
 
 static int bench_main(int argc, char **argv)
 {
-	double v[ROUNDS];
-
-	if (argc > 1)
-		n_goroutines = atol(argv[1]);
-	if (n_goroutines <= 0)
-		gort_panic("usage: bench-sleep [N]");
-	run_round();
-	for (int r = 0; r < ROUNDS; r++)
-		v[r] = run_round();
-	metric("sleep_total_ms", median(v, ROUNDS), "ms");
+	n_goroutines = bench_size(argc, argv, n_goroutines, LONG_MAX, "usage: bench-sleep [N]");
+	bench_rounds("sleep_total_ms", "ms", run_round, NULL);
 	return 0;
 }
 
 int main(int argc, char **argv)
 {
-	int rc = gort_run(bench_main, argc, argv, NULL);
-	if (rc < 0) {
-		perror("gort_run");
-		return 1;
-	}
-	return rc;
+	return bench_run(bench_main, argc, argv, NULL);
 }

@@ -76,11 +76,13 @@ else
 	log "go not found: Go twins skipped"
 fi
 
-# build_go W: builds bench/go/W.go into $bin/go-bench-W; nonzero on failure
+# build_go W: builds bench/go/W.go with the shared bench/go/benchlib.go into
+# $bin/go-bench-W; nonzero on failure. Both carry //go:build ignore, which Go
+# does not apply to .go files named on its command line.
 build_go() {
 	$have_go || return 1
-	(cd "$root/bench/go" && go build -o "$bin/go-bench-$1" "$1.go") >"$tmp/go-build-$1.log" 2>&1 || {
-		log "go build $1.go failed:"
+	(cd "$root/bench/go" && go build -o "$bin/go-bench-$1" benchlib.go "$1.go") >"$tmp/go-build-$1.log" 2>&1 || {
+		log "go build benchlib.go $1.go failed:"
 		sed 's/^/    /' "$tmp/go-build-$1.log" >&2
 		return 1
 	}

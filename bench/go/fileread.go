@@ -1,4 +1,5 @@
 // Go twin of bench/fileread.c: 8 goroutines each (*os.File).ReadAt a whole page-cached file in 64 KiB chunks; total MiB/s.
+// Built with benchlib.go.
 
 //go:build ignore
 
@@ -9,24 +10,14 @@ import (
 	"io"
 	"log"
 	"os"
-	"sort"
 	"sync"
 	"time"
 )
 
 const (
-	rounds  = 5 // timed rounds, after one untimed warm-up round
 	readers = 8
 	chunk   = 64 * 1024
 )
-
-func median(v []float64) float64 {
-	sort.Float64s(v)
-	if len(v)%2 == 1 {
-		return v[len(v)/2]
-	}
-	return (v[len(v)/2-1] + v[len(v)/2]) / 2
-}
 
 // readAll reads the whole file into buf, chunk by chunk.
 func readAll(f *os.File, size int64, buf []byte) {
@@ -79,10 +70,6 @@ func main() {
 		bufs[i] = make([]byte, chunk)
 	}
 
-	runRound(f, st.Size(), bufs)
-	v := make([]float64, rounds)
-	for r := range v {
-		v[r] = runRound(f, st.Size(), bufs)
-	}
-	fmt.Printf("METRIC fileread_mib_per_sec %.2f MiB/s\n", median(v))
+	mibps := runRounds(func() float64 { return runRound(f, st.Size(), bufs) })
+	metric("fileread_mib_per_sec", mibps, "MiB/s")
 }

@@ -1,4 +1,5 @@
 // Go twin of bench/park.c: 1,000,000 goroutines parked at once on one unbuffered channel; creation ns and RSS KiB per goroutine.
+// Built with benchlib.go.
 
 //go:build ignore
 
@@ -7,23 +8,11 @@ package main
 import (
 	"fmt"
 	"os"
-	"sort"
-	"strconv"
 	"sync"
 	"time"
 )
 
-const rounds = 5 // timed rounds, after one untimed warm-up round
-
 var n = 1000000
-
-func median(v []float64) float64 {
-	sort.Float64s(v)
-	if len(v)%2 == 1 {
-		return v[len(v)/2]
-	}
-	return (v[len(v)/2-1] + v[len(v)/2]) / 2
-}
 
 // rssKiB returns the resident set size in KiB, from /proc/self/statm.
 func rssKiB() float64 {
@@ -68,20 +57,12 @@ func runRound(baseKiB float64) (ns, kib float64) {
 }
 
 func main() {
-	if len(os.Args) > 1 {
-		v, err := strconv.Atoi(os.Args[1])
-		if err != nil || v <= 0 {
-			fmt.Fprintln(os.Stderr, "usage: go-bench-park [N]")
-			os.Exit(2)
-		}
-		n = v
-	}
+	n = sizeArg(n, "usage: go-bench-park [N]")
 	base := rssKiB()
-	runRound(base)
-	ns, kib := make([]float64, rounds), make([]float64, rounds)
-	for r := 0; r < rounds; r++ {
-		ns[r], kib[r] = runRound(base)
-	}
-	fmt.Printf("METRIC park_create_ns_per_goroutine %.2f ns\n", median(ns))
-	fmt.Printf("METRIC park_rss_kib_per_goroutine %.2f KiB\n", median(kib))
+	m := runRoundsN(func() []float64 {
+		ns, kib := runRound(base)
+		return []float64{ns, kib}
+	})
+	metric("park_create_ns_per_goroutine", m[0], "ns")
+	metric("park_rss_kib_per_goroutine", m[1], "KiB")
 }

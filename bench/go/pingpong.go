@@ -1,4 +1,5 @@
 // Go twin of bench/pingpong.c: two goroutines bounce an int over unbuffered channels 1,000,000 times; ns per round trip.
+// Built with benchlib.go.
 
 //go:build ignore
 
@@ -6,24 +7,11 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"sort"
-	"strconv"
 	"sync"
 	"time"
 )
 
-const rounds = 5 // timed rounds, after one untimed warm-up round
-
 var n = 1000000 // round trips
-
-func median(v []float64) float64 {
-	sort.Float64s(v)
-	if len(v)%2 == 1 {
-		return v[len(v)/2]
-	}
-	return (v[len(v)/2-1] + v[len(v)/2]) / 2
-}
 
 // runRound returns ns per round trip (main goroutine sends ping, waits for pong).
 func runRound() float64 {
@@ -54,18 +42,6 @@ func runRound() float64 {
 }
 
 func main() {
-	if len(os.Args) > 1 {
-		v, err := strconv.Atoi(os.Args[1])
-		if err != nil || v <= 0 {
-			fmt.Fprintln(os.Stderr, "usage: go-bench-pingpong [ROUND_TRIPS]")
-			os.Exit(2)
-		}
-		n = v
-	}
-	runRound()
-	v := make([]float64, rounds)
-	for r := range v {
-		v[r] = runRound()
-	}
-	fmt.Printf("METRIC pingpong_ns_per_roundtrip %.2f ns\n", median(v))
+	n = sizeArg(n, "usage: go-bench-pingpong [ROUND_TRIPS]")
+	metric("pingpong_ns_per_roundtrip", runRounds(runRound), "ns")
 }

@@ -1,11 +1,11 @@
 // Go twin of bench/preempt.c: with GOMAXPROCS(1), how late a 1 ms time.Sleep wakes while another goroutine spins in a pure loop; p50/p99 µs.
+// Built with benchlib.go.
 
 //go:build ignore
 
 package main
 
 import (
-	"fmt"
 	"os"
 	"runtime"
 	"sort"
@@ -60,7 +60,7 @@ func main() {
 	}
 
 	sort.Float64s(late)
-	fmt.Printf("METRIC preempt_lateness_p50_us %.2f us\n", percentile(late, 50))
-	fmt.Printf("METRIC preempt_lateness_p99_us %.2f us\n", percentile(late, 99))
+	metric("preempt_lateness_p50_us", percentile(late, 50), "us")
+	metric("preempt_lateness_p99_us", percentile(late, 99), "us")
 	os.Exit(0) // the spinner never returns
 }
