@@ -1,0 +1,509 @@
+/* tests/test-sync.c: the sync package (runtime/sync.c, runtime/sema.c): mutex (exclusion, trylock, starvation mode), once, wait groups, semaphores. */
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <sys/wait.h>
+
+#include "sema.h"
+#include "testlib.h"
+
+#define SEC 1000000000LL
+#define MS 1000000LL
+
+static int run_child(int (*main_fn)(int, char **), char *out, size_t outsize)
+{
+	int pfd[2];
+	ck_assert_int_eq(pipe2(pfd, O_CLOEXEC), 0);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		dup2(pfd[1], 2);
+		struct gort_config cfg = { .procs = 2 };
+		_exit(gort_run(main_fn, 0, NULL, &cfg));
+	}
+	close(pfd[1]);
+	size_t n = 0;
+	ssize_t r;
+	while (n < outsize - 1 && (r = read(pfd[0], out + n, outsize - 1 - n)) > 0)
+		n += (size_t)r;
+	out[n] = '\0';
+	close(pfd[0]);
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	return status;
+}
+
+static void expect_panic(int (*main_fn)(int, char **), const char *msg)
+{
+	char out[8192];
+	int status = run_child(main_fn, out, sizeof out);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 2, "status %#x, stderr: %s", status, out);
+	char want[256];
+	snprintf(want, sizeof want, "panic: %s", msg);
+	ck_assert_msg(strstr(out, want), "want \"%s\" in stderr: %s", want, out);
+}
+
+static gort_wg wg;
+
+/* ---- mutex ---- */
+
+static gort_mutex mu = GORT_MUTEX_INIT;
+static long shared_counter; /* not atomic: the mutex protects it */
+static long excl_per;
+static _Atomic int inside;
+static _Atomic int overlap;
+
+static void locker(void *arg)
+{
+	long id = (long)arg;
+	for (long i = 0; i < excl_per; i++) {
+		if (id % 2 && i % 7 == 0) {
+			while (!gort_mutex_trylock(&mu))
+				gort_yield();
+		} else {
+			gort_mutex_lock(&mu);
+		}
+		if (atomic_fetch_add(&inside, 1) != 0)
+			atomic_store(&overlap, 1);
+		shared_counter++;
+		if (i % 64 == 0)
+			gort_yield(); /* holding it across a reschedule */
+		atomic_fetch_sub(&inside, 1);
+		gort_mutex_unlock(&mu);
+	}
+	gort_wg_done(&wg);
+}
+
+static int exclusion_main(int argc, char **argv)
+{
+	(void)argc, (void)argv;
+	enum { N = 8 };
+	excl_per = scaled(50000);
+	gort_wg_add(&wg, N);
+	for (long i = 0; i < N; i++)
+		gort_go(locker, (void *)i);
+	gort_wg_wait(&wg);
+	ck_assert_int_eq(atomic_load(&overlap), 0);
+	ck_assert_int_eq(shared_counter, N * excl_per);
+	ck_assert_uint_eq(mu.state, 0); /* unlocked, no waiters, no flags */
+	return 0;
+}
+
+START_TEST(test_mutex_exclusion)
+{
+	run_gort(exclusion_main, 2, 0);
+}
+END_TEST
+
+static void try_holder(void *arg)
+{
+	gort_mutex *m = arg;
+	ck_assert(!gort_mutex_trylock(m));
+	gort_wg_done(&wg);
+}
+
+static int trylock_main(int argc, char **argv)
+{
+	(void)argc, (void)argv;
+	gort_mutex m = GORT_MUTEX_INIT;
+	/* uncontended: one atomic each way; the semaphore untouched */
+	gort_mutex_lock(&m);
+	ck_assert_uint_eq(m.state, 1);
+	gort_mutex_unlock(&m);
+	ck_assert_uint_eq(m.state, 0);
+	ck_assert_uint_eq(m.sema, 0);
+	ck_assert(gort_mutex_trylock(&m));
+	ck_assert(!gort_mutex_trylock(&m));
+	gort_wg_add(&wg, 1);
+	gort_go(try_holder, &m); /* another goroutine can't take it either */
+	gort_wg_wait(&wg);
+	gort_mutex_unlock(&m);
+	ck_assert(gort_mutex_trylock(&m));
+	gort_mutex_unlock(&m);
+	/* zero-initialised works like the static initialiser */
+	gort_mutex z;
+	memset(&z, 0, sizeof z);
+	gort_mutex_lock(&z);
+	gort_mutex_unlock(&z);
+	return 0;
+}
+
+START_TEST(test_mutex_trylock_and_uncontended)
+{
+	run_gort(trylock_main, 2, 0);
+}
+END_TEST
+
+/* A blocked locker parks (wait reason "mutex") and is woken by unlock. */
+static struct g *_Atomic parked_g;
+static _Atomic int got_it;
+
+static void blocked_locker(void *arg)
+{
+	gort_mutex *m = arg;
+	atomic_store(&parked_g, getg());
+	gort_mutex_lock(m);
+	atomic_store(&got_it, 1);
+	gort_mutex_unlock(m);
+	gort_wg_done(&wg);
+}
+
+static int park_main(int argc, char **argv)
+{
+	(void)argc, (void)argv;
+	static gort_mutex m;
+	gort_mutex_lock(&m);
+	gort_wg_add(&wg, 1);
+	gort_go(blocked_locker, &m);
+	int64_t deadline = gort_now() + 10 * SEC;
+	struct g *gp;
+	while (!(gp = atomic_load(&parked_g)) || readgstatus(gp) != G_WAITING || gp->waitreason != WAIT_MUTEX) {
+		ck_assert(gort_now() < deadline);
+		gort_sleep(100 * 1000);
+	}
+	ck_assert_uint_eq(m.state >> 3, 1); /* one waiter */
+	ck_assert_int_eq(atomic_load(&got_it), 0);
+	gort_mutex_unlock(&m);
+	gort_wg_wait(&wg);
+	ck_assert_int_eq(atomic_load(&got_it), 1);
+	ck_assert_uint_eq(m.state, 0);
+	return 0;
+}
+
+START_TEST(test_mutex_waiter_parks)
+{
+	run_gort(park_main, 2, 0);
+}
+END_TEST
+
+/* Starvation mode (Go's TestMutexFairness): a goroutine that takes the mutex
+ * back right after releasing it can't keep another one out for long, and the
+ * mutex is seen in starvation mode meanwhile. */
+static _Atomic bool hog_stop;
+static _Atomic bool saw_starving;
+
+static void hog(void *arg)
+{
+	gort_mutex *m = arg;
+	while (!atomic_load(&hog_stop)) {
+		gort_mutex_lock(m);
+		int64_t until = gort_now() + 100 * 1000; /* hold 100 us */
+		while (gort_now() < until)
+			if (__atomic_load_n(&m->state, __ATOMIC_RELAXED) & 4)
+				atomic_store(&saw_starving, true);
+		gort_mutex_unlock(m);
+	}
+	gort_wg_done(&wg);
+}
+
+static _Atomic bool polite_done;
+
+static void polite(void *arg)
+{
+	gort_mutex *m = arg;
+	for (int i = 0; i < 10; i++) {
+		gort_sleep(100 * 1000);
+		gort_mutex_lock(m);
+		gort_mutex_unlock(m);
+	}
+	atomic_store(&polite_done, true);
+}
+
+static int fairness_main(int argc, char **argv)
+{
+	(void)argc, (void)argv;
+	static gort_mutex m;
+	gort_wg_add(&wg, 1);
+	gort_go(hog, &m);
+	gort_go(polite, &m);
+	/* polite's ten lock/unlock rounds must finish while hog keeps hogging */
+	int64_t deadline = gort_now() + 20 * SEC;
+	while (!atomic_load(&polite_done)) {
+		ck_assert_msg(gort_now() < deadline, "polite goroutine starved");
+		gort_sleep(MS);
+	}
+	atomic_store(&hog_stop, true);
+	gort_wg_wait(&wg);
+	ck_assert(atomic_load(&saw_starving));
+	ck_assert_uint_eq(__atomic_load_n(&m.state, __ATOMIC_RELAXED), 0);
+	return 0;
+}
+
+START_TEST(test_mutex_starvation_mode)
+{
+	run_gort(fairness_main, 2, 0);
+}
+END_TEST
+
+/* Heavy contention with starvation in and out: nothing lost. */
+static void contender(void *arg)
+{
+	gort_mutex *m = arg;
+	for (long i = 0; i < excl_per; i++) {
+		gort_mutex_lock(m);
+		shared_counter++;
+		if (i % 100 == 0) {
+			int64_t until = gort_now() + 1200 * 1000; /* > 1 ms: waiters starve */
+			while (gort_now() < until)
+				;
+		}
+		gort_mutex_unlock(m);
+	}
+	gort_wg_done(&wg);
+}
+
+static int contention_main(int argc, char **argv)
+{
+	(void)argc, (void)argv;
+	static gort_mutex m;
+	enum { N = 6 };
+	shared_counter = 0;
+	excl_per = scaled(3000);
+	gort_wg_add(&wg, N);
+	for (int i = 0; i < N; i++)
+		gort_go(contender, &m);
+	gort_wg_wait(&wg);
+	ck_assert_int_eq(shared_counter, N * excl_per);
+	ck_assert_uint_eq(m.state, 0);
+	return 0;
+}
+
+START_TEST(test_mutex_contention_through_starvation)
+{
+	run_gort(contention_main, 2, 0);
+}
+END_TEST
+
+static int unlock_unlocked_main(int argc, char **argv)
+{
+	(void)argc, (void)argv;
+	gort_mutex m = GORT_MUTEX_INIT;
+	gort_mutex_unlock(&m);
+	return 0;
+}
+
+START_TEST(test_panic_unlock_of_unlocked)
+{
+	expect_panic(unlock_unlocked_main, "sync: unlock of unlocked mutex");
+}
+END_TEST
+
+/* ---- once ---- */
+
+static gort_once once = GORT_ONCE_INIT;
+static _Atomic int once_calls;
+static _Atomic int once_done_flag;
+static _Atomic int once_early;
+
+static void once_fn(void)
+{
+	atomic_fetch_add(&once_calls, 1);
+	gort_sleep(10 * MS); /* the others must wait for it */
+	atomic_store(&once_done_flag, 1);
+}
+
+static void once_caller(void *arg)
+{
+	(void)arg;
+	gort_once_do(&once, once_fn);
+	if (!atomic_load(&once_done_flag))
+		atomic_store(&once_early, 1);
+	gort_wg_done(&wg);
+}
+
+static void never_called(void)
+{
+	ck_abort_msg("once ran its function twice");
+}
+
+static int once_main(int argc, char **argv)
+{
+	(void)argc, (void)argv;
+	enum { N = 100 };
+	gort_wg_add(&wg, N);
+	for (int i = 0; i < N; i++)
+		gort_go(once_caller, NULL);
+	gort_wg_wait(&wg);
+	ck_assert_int_eq(atomic_load(&once_calls), 1);
+	ck_assert_int_eq(atomic_load(&once_early), 0);
+	gort_once_do(&once, never_called);
+	/* zero-initialised */
+	gort_once z;
+	memset(&z, 0, sizeof z);
+	atomic_store(&once_calls, 0);
+	gort_once_do(&z, once_fn);
+	gort_once_do(&z, once_fn);
+	ck_assert_int_eq(atomic_load(&once_calls), 1);
+	return 0;
+}
+
+START_TEST(test_once_runs_once_and_others_wait)
+{
+	run_gort(once_main, 2, 0);
+}
+END_TEST
+
+static int once_null_main(int argc, char **argv)
+{
+	(void)argc, (void)argv;
+	gort_once o = GORT_ONCE_INIT;
+	gort_once_do(&o, NULL);
+	return 0;
+}
+
+START_TEST(test_panic_once_null_function)
+{
+	expect_panic(once_null_main, "sync: once with a NULL function");
+}
+END_TEST
+
+/* ---- wait groups ---- */
+
+static _Atomic long wg_work;
+
+static void wg_worker(void *arg)
+{
+	gort_wg *w = arg;
+	gort_sleep((int64_t)fastrandn(2000) * 1000);
+	atomic_fetch_add(&wg_work, 1);
+	gort_wg_done(w);
+}
+
+static void wg_waiter(void *arg)
+{
+	gort_wg *w = arg;
+	gort_wg_wait(w);
+	ck_assert_int_eq(atomic_load(&wg_work), 64);
+	gort_wg_done(&wg);
+}
+
+static int wg_main(int argc, char **argv)
+{
+	(void)argc, (void)argv;
+	gort_wg w = GORT_WG_INIT;
+	gort_wg_wait(&w); /* zero: returns at once */
+	/* several waiters, all released together; then reused */
+	for (int round = 0; round < 3; round++) {
+		atomic_store(&wg_work, 0);
+		gort_wg_add(&w, 64);
+		gort_wg_add(&wg, 4);
+		for (int i = 0; i < 4; i++)
+			gort_go(wg_waiter, &w);
+		for (int i = 0; i < 64; i++)
+			gort_go(wg_worker, &w);
+		gort_wg_wait(&wg);
+		ck_assert_uint_eq(w.state, 0);
+	}
+	return 0;
+}
+
+START_TEST(test_waitgroup_many_waiters_and_reuse)
+{
+	run_gort(wg_main, 2, 0);
+}
+END_TEST
+
+static int wg_negative_main(int argc, char **argv)
+{
+	(void)argc, (void)argv;
+	gort_wg w = GORT_WG_INIT;
+	gort_wg_done(&w);
+	return 0;
+}
+
+START_TEST(test_panic_waitgroup_negative)
+{
+	expect_panic(wg_negative_main, "sync: negative WaitGroup counter");
+}
+END_TEST
+
+/* ---- semaphores ---- */
+
+static uint32_t sem;
+static _Atomic int order_next;
+static int order_got[8];
+static struct g *_Atomic sem_g[8];
+
+static void sem_waiter(void *arg)
+{
+	long i = (long)arg;
+	atomic_store(&sem_g[i], getg());
+	semacquire(&sem, false, WAIT_MUTEX);
+	order_got[i] = atomic_fetch_add(&order_next, 1);
+	gort_wg_done(&wg);
+}
+
+static int sema_main(int argc, char **argv)
+{
+	(void)argc, (void)argv;
+	/* a count is taken without waiting */
+	uint32_t s = 2;
+	semacquire(&s, false, WAIT_MUTEX);
+	semacquire(&s, false, WAIT_MUTEX);
+	ck_assert_uint_eq(s, 0);
+	semrelease(&s, false); /* nobody waits: just the count */
+	ck_assert_uint_eq(s, 1);
+	/* waiters are woken FIFO, plain and with hand-off */
+	for (int handoff = 0; handoff < 2; handoff++) {
+		atomic_store(&order_next, 0);
+		gort_wg_add(&wg, 8);
+		for (long i = 0; i < 8; i++) {
+			atomic_store(&sem_g[i], NULL);
+			gort_go(sem_waiter, (void *)i);
+			int64_t deadline = gort_now() + 10 * SEC;
+			struct g *gp;
+			while (!(gp = atomic_load(&sem_g[i])) || readgstatus(gp) != G_WAITING) {
+				ck_assert(gort_now() < deadline);
+				gort_sleep(100 * 1000);
+			}
+		}
+		for (int i = 0; i < 8; i++) {
+			semrelease(&sem, handoff);
+			/* one at a time, so the order is the queue's */
+			int64_t deadline = gort_now() + 10 * SEC;
+			while (atomic_load(&order_next) != i + 1) {
+				ck_assert(gort_now() < deadline);
+				gort_sleep(100 * 1000);
+			}
+		}
+		gort_wg_wait(&wg);
+		for (int i = 0; i < 8; i++)
+			ck_assert_int_eq(order_got[i], i);
+		ck_assert_uint_eq(sem, 0);
+	}
+	return 0;
+}
+
+START_TEST(test_sema_count_and_fifo)
+{
+	run_gort(sema_main, 2, 0);
+}
+END_TEST
+
+static Suite *sync_suite(void)
+{
+	Suite *s = suite_create("sync");
+	TCase *tc = tcase_create("mutex");
+	tcase_set_timeout(tc, 300);
+	tcase_add_test(tc, test_mutex_exclusion);
+	tcase_add_test(tc, test_mutex_trylock_and_uncontended);
+	tcase_add_test(tc, test_mutex_waiter_parks);
+	tcase_add_test(tc, test_mutex_starvation_mode);
+	tcase_add_test(tc, test_mutex_contention_through_starvation);
+	tcase_add_test(tc, test_panic_unlock_of_unlocked);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("once-wg-sema");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_once_runs_once_and_others_wait);
+	tcase_add_test(tc, test_panic_once_null_function);
+	tcase_add_test(tc, test_waitgroup_many_waiters_and_reuse);
+	tcase_add_test(tc, test_panic_waitgroup_negative);
+	tcase_add_test(tc, test_sema_count_and_fifo);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return test_main(sync_suite());
+}
