@@ -73,6 +73,8 @@ int conn_wait_task(struct conn *c, uint64_t id, struct task *t, bool kill_on_han
  * be closed. server_conn_free releases it (and cancels its waits). */
 struct conn *server_conn_new_detached(const struct peer *p);
 bool server_conn_input(struct conn *c, const uint8_t *data, size_t n);
+/* The replies queued on a detached connection (the latest MiB or so). */
+void server_conn_output(const struct conn *c, const uint8_t **ret, size_t *ret_len);
 void server_conn_free(struct conn *c);
 
 /* The server (server.c): open the listening socket, run the loop until SIGTERM

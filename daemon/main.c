@@ -264,6 +264,8 @@ static int run_daemon(void)
 		if (r < 0)
 			return r;
 		from_systemd = r > 0;
+		if (from_systemd)
+			log_info("listening on the socket from systemd");
 	}
 	if (!from_systemd) {
 		if (arg_socket) {

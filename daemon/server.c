@@ -1,11 +1,14 @@
 /* daemon/server.c: gortd's socket server: an event loop on a thread outside the scheduler, connections, frames, waits, shutdown. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -62,6 +65,7 @@
 #define ACCEPTS_PER_EVENT 64
 #define CLOSE_GRACE_NS   (5 * 1000000000LL)
 #define SHUTDOWN_FLUSH_NS (2 * 1000000000LL)
+#define SHUTDOWN_TASKS_NS (20 * 1000000000LL)
 #define WAIT_POLL_MIN_NS (100 * 1000LL)
 #define WAIT_POLL_MAX_NS (10 * 1000 * 1000LL)
 #define TICK_NS          (1000 * 1000000LL)
@@ -571,7 +575,7 @@ bool server_conn_input(struct conn *c, const uint8_t *data, size_t n)
 		if (c->dead || c->closing)
 			return false;
 		size_t used;
-		int r = wire_reader_feed(&c->rd, data + off, n - off, &used);
+		int r = wire_reader_feed(&c->rd, n ? data + off : NULL, n - off, &used);
 		off += used;
 		if (r == WIRE_EOF)
 			return false;
@@ -583,6 +587,12 @@ bool server_conn_input(struct conn *c, const uint8_t *data, size_t n)
 			conn_take_frame(c);
 	} while (off < n);
 	return !c->dead && !c->closing;
+}
+
+void server_conn_output(const struct conn *c, const uint8_t **ret, size_t *ret_len)
+{
+	*ret = c->out ? c->out + c->out_off : NULL;
+	*ret_len = c->out_len - c->out_off;
 }
 
 void server_conn_free(struct conn *c)
@@ -797,6 +807,51 @@ static int64_t tick(int64_t watchdog_ns, int64_t *next_watchdog, int64_t *next_s
 	return next;
 }
 
+static int shutdown_efd = -1;
+
+static void *shutdown_thread(void *arg)
+{
+	(void)arg;
+	tasks_shutdown();
+	uint64_t one = 1;
+	(void)!write(shutdown_efd, &one, sizeof one);
+	return NULL;
+}
+
+/* Ends every task (tasks_shutdown, on a thread of its own) and waits up to
+ * SHUTDOWN_TASKS_NS for it; a second SIGTERM/SIGINT stops the wait. Returns
+ * 0, -ETIMEDOUT or -EINTR (then the thread is left running). */
+static int end_tasks(void)
+{
+	shutdown_efd = eventfd(0, EFD_CLOEXEC);
+	if (shutdown_efd < 0)
+		return log_error_errno(errno, "eventfd: %m");
+	pthread_t th;
+	int r = pthread_create(&th, NULL, shutdown_thread, NULL);
+	if (r != 0)
+		return log_error_errno(r, "pthread_create: %m");
+	int64_t deadline = now_ns() + SHUTDOWN_TASKS_NS;
+	for (;;) {
+		int64_t left = deadline - now_ns();
+		if (left <= 0)
+			return -ETIMEDOUT;
+		struct pollfd p[2] = { { .fd = shutdown_efd, .events = POLLIN }, { .fd = signal_fd, .events = POLLIN } };
+		int n = poll(p, 2, (int)(left / 1000000) + 1);
+		if (n < 0 && errno != EINTR)
+			return log_error_errno(errno, "poll: %m");
+		if (p[0].revents & POLLIN) {
+			pthread_join(th, NULL);
+			close(shutdown_efd);
+			return 0;
+		}
+		if (p[1].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			if (read(signal_fd, &si, sizeof si) == sizeof si && si.ssi_signo != SIGHUP)
+				return -EINTR;
+		}
+	}
+}
+
 static void shutdown_flush(void)
 {
 	int64_t deadline = now_ns() + SHUTDOWN_FLUSH_NS;
@@ -831,9 +886,9 @@ int server_run(int fd, const char *unlink_path, int ready_fd)
 		goto out_close;
 
 	int64_t watchdog_ns = notify_init();
-	int64_t next_watchdog = now_ns() + watchdog_ns, next_status = now_ns();
-	timer_arm(tick_fd, tick(watchdog_ns, &next_watchdog, &next_status));
 	notify_ready();
+	int64_t next_watchdog = now_ns() + watchdog_ns, next_status = now_ns() + TICK_NS;
+	timer_arm(tick_fd, tick(watchdog_ns, &next_watchdog, &next_status));
 	log_info("gortd %d: serving, %d procs", (int)getpid(), gort_procs());
 	if (ready_fd >= 0) {
 		(void)!write(ready_fd, "R", 1);
@@ -908,12 +963,20 @@ int server_run(int fd, const char *unlink_path, int ready_fd)
 	close_fd(&listen_fd);
 	if (unlink_path)
 		unlink(unlink_path);
-	tasks_shutdown();
+	int ended = end_tasks();
 	waits_poll(true);
 	shutdown_flush();
 	while (conns)
 		conn_close(conns);
 	conns_reap();
+	if (ended < 0) {
+		/* A goroutine that cannot be stopped holds its task: the runtime
+		 * cannot be taken down in order either. Leave now rather than hang
+		 * until systemd's TimeoutStopSec= kills us. */
+		log_error("gortd %d: %s; exiting with tasks still running", (int)getpid(),
+			  ended == -EINTR ? "a second signal came" : "tasks did not end within 20 s");
+		_exit(EXIT_FAILURE);
+	}
 	log_info("gortd %d: stopped", (int)getpid());
 	r = r < 0 ? r : 0;
 out_close:
