@@ -36,7 +36,7 @@ LDFLAGS_SAN := -fsanitize=thread
 endif
 CFLAGS  := $(CFLAGS_BASE) $(EXTRA_CFLAGS)
 DEPFLAGS = -MMD -MP
-LDLIBS_RT := -pthread -ldl
+LDLIBS_RT := -pthread -ldl -luring
 
 OBJ := $(BUILD)/obj
 

@@ -794,6 +794,7 @@ static void startm(struct p *pp, bool spinning)
  * can use it, or to the idle list. */
 static void handoffp(struct p *pp)
 {
+	netpoll_flush(pp); /* its queued io requests must not wait for its next owner */
 	if (!runqempty(pp) || atomic_load(&sched.runqsize) != 0) {
 		startm(pp, false);
 		return;
@@ -998,6 +999,7 @@ top:
 	if (atomic_load(&sched.stopping))
 		mexit(mp);
 	struct p *pp = mp->p;
+	netpoll_flush(pp); /* this round's io requests, in one batch */
 	int64_t now = nanotime();
 	int64_t pollUntil = atomic_load_explicit(&pp->timer0when, memory_order_relaxed) ? checktimers(pp, now) : 0;
 
@@ -1013,8 +1015,10 @@ top:
 			return gp;
 		}
 	}
-	/* io completions nobody is waiting for, without blocking */
-	if (netpoll_pending() && atomic_load(&sched.lastpoll) != 0) {
+	/* io completions, without blocking (reaping a ring takes no system call,
+	 * so this runs even while an M is blocked in netpoll; with only the epoll
+	 * fallback in use, netpoll_pending is false in that case, as in Go) */
+	if (netpoll_pending()) {
 		struct gqueue list = { 0 };
 		netpoll(0, &list);
 		gp = gqueue_pop(&list);
@@ -1134,6 +1138,8 @@ top:;
 	 * a P busy with runnable goroutines must still wake its sleepers. */
 	if (atomic_load_explicit(&pp->timer0when, memory_order_relaxed) != 0)
 		checktimers(pp, nanotime());
+	/* io requests queued too long for their batch; completions every 61st tick */
+	netpoll_schedule(pp);
 	if (!gp)
 		gp = runqget(pp, &inherit);
 	if (!gp)

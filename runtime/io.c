@@ -1,0 +1,525 @@
+/* runtime/io.c: the gort_* io calls: an io_uring request that parks the goroutine, or the readiness/handoff fallback; POSIX return convention. */
+
+/*
+ * Each call takes the POSIX call's arguments and returns what it would: the
+ * result, or -1 with errno exactly as the kernel sets it for the POSIX call
+ * (io_uring completions carry the same negative errno: errno = -res). Inside,
+ * results are negative errno (STYLE.md); posix() converts at the boundary.
+ *
+ * Paths, in order:
+ *   1. Not on a goroutine (a plain thread, g0, the runtime not started, a G
+ *      inside gort_syscall_enter): the plain system call, blocking the thread.
+ *   2. read, write, recv, send, accept and connect on an O_NONBLOCK fd: the plain
+ *      system call, which cannot block. io_uring would wait for readiness on such
+ *      fds instead of failing with EAGAIN (and connect would not return
+ *      EINPROGRESS), so one fcntl(F_GETFL) per call keeps POSIX semantics.
+ *   3. io_uring (netpoll.c): one request, the goroutine parks until it completes.
+ *      write and send (without MSG_DONTWAIT) resubmit the rest after a short
+ *      count, as a blocking write(2) on a socket or pipe only returns when all
+ *      is written (or an error comes after some was: then the count).
+ *   4. The fallback, when the ring is off or the kernel lacks the op:
+ *      - sockets: the call with MSG_DONTWAIT, and at EAGAIN the goroutine parks
+ *        on epoll readiness (netpoll_epoll.c) and tries again;
+ *      - pipes, FIFOs, terminals and other pollable non-sockets: poll(2) for
+ *        readiness with a zero timeout, park on epoll until ready, then the call
+ *        (writes in PIPE_BUF pieces, which a ready pipe always takes whole). The
+ *        fd is the caller's and may be blocking, and we must not change its file
+ *        flags (another process may share them), so a reader on the same pipe
+ *        that drains it between our poll and our read makes the read block: it
+ *        runs inside gort_syscall_enter/exit, so sysmon hands the P to another M
+ *        meanwhile;
+ *      - regular files, block devices, directories, openat, close, fsync, pread,
+ *        pwrite, connect and accept on blocking sockets once ready: the call
+ *        inside gort_syscall_enter/exit (the syscall handoff).
+ *
+ * Behaviour worth knowing:
+ *   - gort_accept returns fds with FD_CLOEXEC set (every fd in gort is, as Go's
+ *     accept does); fcntl it off to pass one to exec.
+ *   - gort_poll with io_uring: IORING_OP_POLL_ADD plus a linked timeout at an
+ *     absolute deadline. A bad fd gives POLLNVAL, as poll(2) does for it; a
+ *     negative fd is ignored (0 after the timeout), as poll(2) does.
+ *   - Cancellation (io_cancel_g) makes the call return -1 with errno ECANCELED,
+ *     unless it completed first (then its result: an accepted fd is never lost).
+ *     ECANCELED rather than EINTR, so that loops retrying on EINTR stop.
+ *   - SIGPIPE is raised by writes to a broken pipe or socket as POSIX says (the
+ *     kernel does it for io_uring too); the daemon ignores it.
+ *   - pread and pwrite check that the fd can seek (lseek) before they go to the
+ *     ring, which ignores offsets on pipes instead of failing with ESPIPE.
+ *   - Closing an fd does not wake io_uring requests in flight on it (Linux's own
+ *     semantics for threads blocked in read); readiness waiters of the fallback
+ *     are woken and see EBADF.
+ */
+
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+
+#include "netpoll.h"
+
+/* Linux's cap on one read or write (INT_MAX & PAGE_MASK); io_uring's len is 32 bits. */
+#define MAX_RW_COUNT 0x7ffff000u
+
+static inline bool on_goroutine(void)
+{
+	struct g *gp = getg();
+	return gp && gp != gp->m->g0 && gp->m->p;
+}
+
+static inline ssize_t posix(ssize_t r)
+{
+	if (r < 0) {
+		errno = (int)-r;
+		return -1;
+	}
+	return r;
+}
+
+static inline uint32_t rwlen(size_t n)
+{
+	return n > MAX_RW_COUNT ? MAX_RW_COUNT : (uint32_t)n;
+}
+
+/* 1: O_NONBLOCK, 0: blocking, or -errno (-EBADF). */
+static int fd_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+	return fl < 0 ? -errno : !!(fl & O_NONBLOCK);
+}
+
+/* The syscall handoff: the call runs on this M; sysmon gives the P to another M
+ * if it lasts. Evaluates to the result or -errno. */
+#define handoff(call)                                                   \
+	({                                                              \
+		gort_syscall_enter();                                   \
+		long _r = (long)(call);                                 \
+		long _ret = _r < 0 ? -errno : _r;                       \
+		gort_syscall_exit();                                    \
+		_ret;                                                   \
+	})
+
+/* ---- io_uring ---- */
+
+/* A write or send on the ring, resubmitted after short counts until all of buf
+ * went (blocking semantics) unless once is set (MSG_DONTWAIT). */
+static ssize_t ring_write(enum ioop op, int fd, const void *buf, size_t n, uint64_t off, int flags, bool once)
+{
+	size_t done = 0;
+	for (;;) {
+		struct ioreq req = {
+			.op = (uint8_t)op,
+			.fd = fd,
+			.buf = (char *)buf + done,
+			.len = rwlen(n - done),
+			.off = off,
+			.flags = flags,
+		};
+		int32_t r = netpoll_uring_do(&req, WAIT_IO_WRITE);
+		if (r < 0)
+			return done ? (ssize_t)done : r;
+		done += (size_t)r;
+		if (once || r == 0 || done >= n || done >= MAX_RW_COUNT)
+			return (ssize_t)done;
+	}
+}
+
+/* ---- the fallback ---- */
+
+/* Regular files and the like, which epoll cannot watch and which are always
+ * "ready": their calls go straight to the handoff. */
+static bool fd_is_file(int fd)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return false;
+	return S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) || S_ISDIR(st.st_mode);
+}
+
+/* Parks until fd is ready for events (per poll(2) with a zero timeout first).
+ * Returns 1 when ready, 0 when epoll cannot watch fd (the caller's call runs in
+ * the handoff), or -errno (-EBADF for POLLNVAL, -ECANCELED). */
+static int fb_ready(int fd, short events, enum waitreason why)
+{
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = events };
+		int k = poll(&p, 1, 0);
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (k > 0)
+			return p.revents & POLLNVAL ? -EBADF : 1;
+		int w = netpoll_fd_wait(fd, (uint32_t)events, 0, why);
+		if (w == -EPERM || w == -ERANGE)
+			return 0;
+		if (w < 0)
+			return w;
+	}
+}
+
+/* recv with MSG_DONTWAIT, parking on EPOLLIN at EAGAIN; MSG_WAITALL accumulates.
+ * -ENOTSOCK for non-sockets (the caller takes another path). */
+static ssize_t fb_recv(int fd, void *buf, size_t n, int flags)
+{
+	size_t done = 0;
+	bool waitall = (flags & MSG_WAITALL) && !(flags & (MSG_PEEK | MSG_DONTWAIT));
+	for (;;) {
+		ssize_t r = recv(fd, (char *)buf + done, n - done, flags | MSG_DONTWAIT);
+		if (r > 0 && waitall && done + (size_t)r < n) {
+			done += (size_t)r;
+			continue;
+		}
+		if (r >= 0)
+			return (ssize_t)done + r;
+		int e = errno;
+		if (e == EINTR)
+			continue;
+		if ((e != EAGAIN && e != EWOULDBLOCK) || (flags & MSG_DONTWAIT))
+			return done ? (ssize_t)done : -e;
+		int w = netpoll_fd_wait(fd, EPOLLIN, 0, WAIT_IO_READ);
+		if (w == -EPERM || w == -ERANGE) {
+			ssize_t h = handoff(recv(fd, (char *)buf + done, n - done, flags));
+			return h < 0 ? (done ? (ssize_t)done : h) : (ssize_t)done + h;
+		}
+		if (w < 0)
+			return done ? (ssize_t)done : w;
+	}
+}
+
+/* send with MSG_DONTWAIT until all of buf went (unless the caller's MSG_DONTWAIT),
+ * parking on EPOLLOUT at EAGAIN. -ENOTSOCK for non-sockets. */
+static ssize_t fb_send(int fd, const void *buf, size_t n, int flags)
+{
+	size_t done = 0;
+	for (;;) {
+		ssize_t r = send(fd, (const char *)buf + done, n - done, flags | MSG_DONTWAIT);
+		if (r >= 0) {
+			done += (size_t)r;
+			if (done >= n || (flags & MSG_DONTWAIT))
+				return (ssize_t)done;
+			continue;
+		}
+		int e = errno;
+		if (e == EINTR)
+			continue;
+		if ((e != EAGAIN && e != EWOULDBLOCK) || (flags & MSG_DONTWAIT))
+			return done ? (ssize_t)done : -e;
+		int w = netpoll_fd_wait(fd, EPOLLOUT, 0, WAIT_IO_WRITE);
+		if (w == -EPERM || w == -ERANGE) {
+			ssize_t h = handoff(send(fd, (const char *)buf + done, n - done, flags));
+			return h < 0 ? (done ? (ssize_t)done : h) : (ssize_t)done + h;
+		}
+		if (w < 0)
+			return done ? (ssize_t)done : w;
+	}
+}
+
+static ssize_t fb_read(int fd, void *buf, size_t n)
+{
+	ssize_t r = fb_recv(fd, buf, n, 0);
+	if (r != -ENOTSOCK)
+		return r;
+	if (fd_is_file(fd))
+		return handoff(read(fd, buf, n));
+	int k = fb_ready(fd, POLLIN, WAIT_IO_READ);
+	if (k < 0)
+		return k;
+	return handoff(read(fd, buf, n));
+}
+
+static ssize_t fb_write(int fd, const void *buf, size_t n)
+{
+	ssize_t r = fb_send(fd, buf, n, 0);
+	if (r != -ENOTSOCK)
+		return r;
+	if (fd_is_file(fd))
+		return handoff(write(fd, buf, n));
+	/* A pipe that polls writable has room for PIPE_BUF bytes: pieces of that
+	 * size never block, and a write of at most PIPE_BUF stays atomic. */
+	size_t done = 0;
+	do {
+		int k = fb_ready(fd, POLLOUT, WAIT_IO_WRITE);
+		if (k < 0)
+			return done ? (ssize_t)done : k;
+		size_t chunk = k == 0 ? n - done : (n - done > PIPE_BUF ? PIPE_BUF : n - done);
+		ssize_t w = handoff(write(fd, (const char *)buf + done, chunk));
+		if (w < 0)
+			return done ? (ssize_t)done : w;
+		done += (size_t)w;
+	} while (done < n);
+	return (ssize_t)done;
+}
+
+/* ---- the calls ---- */
+
+GORT_EXPORT ssize_t gort_read(int fd, void *buf, size_t n)
+{
+	if (!on_goroutine())
+		return read(fd, buf, n);
+	int nb = fd_nonblock(fd);
+	if (nb < 0)
+		return posix(nb);
+	if (nb)
+		return read(fd, buf, n);
+	if (netpoll_uring_has(IOOP_READ)) {
+		struct ioreq req = { .op = IOOP_READ, .fd = fd, .buf = buf, .len = rwlen(n), .off = (uint64_t)-1 };
+		return posix(netpoll_uring_do(&req, WAIT_IO_READ));
+	}
+	netpoll_count_fallback();
+	return posix(fb_read(fd, buf, n));
+}
+
+GORT_EXPORT ssize_t gort_write(int fd, const void *buf, size_t n)
+{
+	if (!on_goroutine())
+		return write(fd, buf, n);
+	int nb = fd_nonblock(fd);
+	if (nb < 0)
+		return posix(nb);
+	if (nb)
+		return write(fd, buf, n);
+	if (netpoll_uring_has(IOOP_WRITE))
+		return posix(ring_write(IOOP_WRITE, fd, buf, n, (uint64_t)-1, 0, false));
+	netpoll_count_fallback();
+	return posix(fb_write(fd, buf, n));
+}
+
+GORT_EXPORT ssize_t gort_pread(int fd, void *buf, size_t n, off_t off)
+{
+	if (!on_goroutine())
+		return pread(fd, buf, n, off);
+	if (off < 0) {
+		/* EINVAL, before the fd is even looked at, as pread(2) does; on the
+		 * ring -1 would mean "the file position" */
+		errno = EINVAL;
+		return -1;
+	}
+	if (netpoll_uring_has(IOOP_PREAD)) {
+		/* io_uring ignores the offset of a stream (a pipe: it would read);
+		 * pread(2) fails there with ESPIPE */
+		if (lseek(fd, 0, SEEK_CUR) < 0)
+			return -1;
+		struct ioreq req = { .op = IOOP_PREAD, .fd = fd, .buf = buf, .len = rwlen(n), .off = (uint64_t)off };
+		return posix(netpoll_uring_do(&req, WAIT_IO_READ));
+	}
+	netpoll_count_fallback();
+	return posix(handoff(pread(fd, buf, n, off)));
+}
+
+GORT_EXPORT ssize_t gort_pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+	if (!on_goroutine())
+		return pwrite(fd, buf, n, off);
+	if (off < 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (netpoll_uring_has(IOOP_PWRITE)) {
+		if (lseek(fd, 0, SEEK_CUR) < 0)
+			return -1;
+		struct ioreq req = { .op = IOOP_PWRITE, .fd = fd, .buf = (void *)buf, .len = rwlen(n), .off = (uint64_t)off };
+		return posix(netpoll_uring_do(&req, WAIT_IO_WRITE));
+	}
+	netpoll_count_fallback();
+	return posix(handoff(pwrite(fd, buf, n, off)));
+}
+
+GORT_EXPORT ssize_t gort_recv(int fd, void *buf, size_t n, int flags)
+{
+	if (!on_goroutine())
+		return recv(fd, buf, n, flags);
+	int nb = fd_nonblock(fd);
+	if (nb < 0)
+		return posix(nb);
+	if (nb)
+		return recv(fd, buf, n, flags);
+	if (netpoll_uring_has(IOOP_RECV)) {
+		struct ioreq req = { .op = IOOP_RECV, .fd = fd, .buf = buf, .len = rwlen(n), .flags = flags };
+		return posix(netpoll_uring_do(&req, WAIT_IO_READ));
+	}
+	netpoll_count_fallback();
+	return posix(fb_recv(fd, buf, n, flags));
+}
+
+GORT_EXPORT ssize_t gort_send(int fd, const void *buf, size_t n, int flags)
+{
+	if (!on_goroutine())
+		return send(fd, buf, n, flags);
+	int nb = fd_nonblock(fd);
+	if (nb < 0)
+		return posix(nb);
+	if (nb)
+		return send(fd, buf, n, flags);
+	if (netpoll_uring_has(IOOP_SEND))
+		return posix(ring_write(IOOP_SEND, fd, buf, n, 0, flags, flags & MSG_DONTWAIT));
+	netpoll_count_fallback();
+	return posix(fb_send(fd, buf, n, flags));
+}
+
+GORT_EXPORT int gort_accept(int fd, struct sockaddr *addr, socklen_t *len)
+{
+	if (!on_goroutine())
+		return accept4(fd, addr, len, SOCK_CLOEXEC);
+	int nb = fd_nonblock(fd);
+	if (nb < 0)
+		return (int)posix(nb);
+	if (nb)
+		return accept4(fd, addr, len, SOCK_CLOEXEC);
+	if (netpoll_uring_has(IOOP_ACCEPT)) {
+		struct ioreq req = {
+			.op = IOOP_ACCEPT, .fd = fd, .buf = addr, .off = (uint64_t)(uintptr_t)len, .flags = SOCK_CLOEXEC,
+		};
+		return (int)posix(netpoll_uring_do(&req, WAIT_IO_READ));
+	}
+	netpoll_count_fallback();
+	/* Not a listening socket: accept4 fails at once (ENOTSOCK, EINVAL), and
+	 * readiness would never come. */
+	int listening = 0;
+	socklen_t sl = sizeof listening;
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &sl) < 0 || !listening)
+		return accept4(fd, addr, len, SOCK_CLOEXEC);
+	int k = fb_ready(fd, POLLIN, WAIT_IO_READ);
+	if (k < 0)
+		return (int)posix(k);
+	return (int)posix(handoff(accept4(fd, addr, len, SOCK_CLOEXEC)));
+}
+
+/* A connect whose handshake may already be under way (resubmitted after a
+ * cancellation nobody asked for): wait until writable, then its outcome. */
+static int connect_finish(int fd)
+{
+	struct ioreq req = { .op = IOOP_POLL, .fd = fd, .flags = POLLOUT };
+	int32_t r = netpoll_uring_do(&req, WAIT_IO);
+	if (r < 0)
+		return r;
+	int err = 0;
+	socklen_t sl = sizeof err;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &sl) < 0)
+		return -errno;
+	return -err;
+}
+
+GORT_EXPORT int gort_connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	if (!on_goroutine())
+		return connect(fd, addr, len);
+	int nb = fd_nonblock(fd);
+	if (nb < 0)
+		return (int)posix(nb);
+	if (nb)
+		return connect(fd, addr, len);
+	if (netpoll_uring_has(IOOP_CONNECT)) {
+		struct ioreq req = { .op = IOOP_CONNECT, .fd = fd, .buf = (void *)addr, .off = len };
+		int32_t r = netpoll_uring_do(&req, WAIT_IO);
+		if (req.resubmitted && r == -EISCONN)
+			r = 0;
+		else if (req.resubmitted && r == -EALREADY && netpoll_uring_has(IOOP_POLL))
+			r = connect_finish(fd);
+		return (int)posix(r);
+	}
+	netpoll_count_fallback();
+	return (int)posix(handoff(connect(fd, addr, len)));
+}
+
+GORT_EXPORT int gort_openat(int dirfd, const char *path, int flags, mode_t mode)
+{
+	if (!on_goroutine())
+		return openat(dirfd, path, flags, mode);
+	if (netpoll_uring_has(IOOP_OPENAT)) {
+		struct ioreq req = { .op = IOOP_OPENAT, .fd = dirfd, .buf = (void *)path, .flags = flags, .off = mode };
+		return (int)posix(netpoll_uring_do(&req, WAIT_IO));
+	}
+	netpoll_count_fallback();
+	return (int)posix(handoff(openat(dirfd, path, flags, mode)));
+}
+
+GORT_EXPORT int gort_close(int fd)
+{
+	if (!on_goroutine())
+		return close(fd);
+	int r;
+	if (netpoll_uring_has(IOOP_CLOSE)) {
+		struct ioreq req = { .op = IOOP_CLOSE, .fd = fd };
+		r = netpoll_uring_do(&req, WAIT_IO);
+		/* io_uring refuses to close io_uring fds (EBADF): those the plain way */
+		if (r == -EBADF && fcntl(fd, F_GETFD) >= 0)
+			r = close(fd) < 0 ? -errno : 0;
+	} else {
+		netpoll_count_fallback();
+		r = (int)handoff(close(fd));
+	}
+	if (r == 0 || r == -EINTR)
+		netpoll_fd_closed(fd); /* the fd is gone either way on Linux */
+	return (int)posix(r);
+}
+
+GORT_EXPORT int gort_fsync(int fd)
+{
+	if (!on_goroutine())
+		return fsync(fd);
+	if (netpoll_uring_has(IOOP_FSYNC)) {
+		struct ioreq req = { .op = IOOP_FSYNC, .fd = fd };
+		return (int)posix(netpoll_uring_do(&req, WAIT_IO));
+	}
+	netpoll_count_fallback();
+	return (int)posix(handoff(fsync(fd)));
+}
+
+GORT_EXPORT int gort_poll(int fd, short events, int64_t timeout_ns)
+{
+	struct pollfd p = { .fd = fd, .events = events };
+	if (!on_goroutine()) {
+		struct timespec ts = { timeout_ns / 1000000000, timeout_ns % 1000000000 };
+		int k = ppoll(&p, 1, timeout_ns < 0 ? NULL : &ts, NULL);
+		return k > 0 ? p.revents : k;
+	}
+	int64_t now = nanotime();
+	int64_t deadline = timeout_ns <= 0 ? 0 : (timeout_ns > INT64_MAX - now ? 0 : now + timeout_ns);
+	if (fd < 0) {
+		/* poll(2) ignores negative fds: only the timeout */
+		if (timeout_ns < 0 || (timeout_ns > 0 && deadline == 0))
+			for (;;)
+				gort_sleep(INT64_C(1) << 60);
+		gort_sleep(timeout_ns);
+		return 0;
+	}
+	if (timeout_ns == 0) {
+		int k = poll(&p, 1, 0);
+		return k > 0 ? p.revents : (k == 0 ? 0 : -1);
+	}
+	if (netpoll_uring_has(IOOP_POLL)) {
+		struct ioreq req = { .op = IOOP_POLL, .fd = fd, .flags = (uint16_t)events, .deadline = deadline };
+		int32_t r = netpoll_uring_do(&req, WAIT_POLL);
+		if (r == -EBADF)
+			return POLLNVAL;
+		return (int)posix(r);
+	}
+	netpoll_count_fallback();
+	for (;;) {
+		int k = poll(&p, 1, 0);
+		if (k < 0 && errno != EINTR)
+			return -1;
+		if (k > 0)
+			return p.revents;
+		if (deadline && nanotime() >= deadline)
+			return 0;
+		int w = netpoll_fd_wait(fd, (uint16_t)events, deadline, WAIT_POLL);
+		if (w == 0)
+			return 0;
+		if (w == -EPERM || w == -ERANGE) {
+			/* epoll cannot watch it: poll(2) in the handoff */
+			int64_t left = deadline ? deadline - nanotime() : -1;
+			if (deadline && left <= 0)
+				return 0;
+			struct timespec ts = { left / 1000000000, left % 1000000000 };
+			k = (int)handoff(ppoll(&p, 1, left < 0 ? NULL : &ts, NULL));
+			return k > 0 ? p.revents : (int)posix(k);
+		}
+		if (w < 0)
+			return (int)posix(w);
+		/* woken: poll(2) again, which also absorbs spurious wakeups */
+	}
+}
