@@ -12,8 +12,6 @@ BUILD   ?= build
 PREFIX  ?= /usr/local
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
-UNITDIR ?= $(PREFIX)/lib/systemd/system
-SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 DESTDIR ?=
 CC      ?= cc
 SAN     ?=
@@ -57,24 +55,6 @@ BENCHES    := $(BENCH_SRCS:bench/%.c=$(BUILD)/bin/bench-%)
 
 EXAMPLE_SRCS := $(wildcard examples/*.c)
 EXAMPLES     := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
-
-# ---- gortd, gortctl and their protocol (proto/gort.proto; protoc-c writes the C
-# into $(BUILD)/gen at build time). gortd links the runtime's objects (it uses
-# internals) and exports the gort_* API to the tasks it dlopens.
-GEN          := $(BUILD)/gen
-PROTO_C      := $(GEN)/proto/gort.pb-c.c
-PROTO_H      := $(GEN)/proto/gort.pb-c.h
-WIRE_OBJS    := $(OBJ)/gen/proto/gort.pb-c.o $(OBJ)/proto/wire.o
-DAEMON_OBJS  := $(patsubst %.c,$(OBJ)/%.o,$(filter-out daemon/main.c,$(wildcard daemon/*.c)))
-CLIENT_OBJS  := $(OBJ)/client/gortclient.o
-GORTCTL_OBJS := $(OBJ)/client/gortctl.o $(OBJ)/client/json.o
-GORTD        := $(BUILD)/bin/gortd
-GORTCTL      := $(BUILD)/bin/gortctl
-LDLIBS_IPC   := -lprotobuf-c
-LDLIBS_SD    := -lsystemd
-EXPORT_API   := -Wl,--export-dynamic-symbol=gort_*
-TASK_EXAMPLES := $(patsubst examples/tasks/%.c,$(BUILD)/examples/%.so,$(wildcard examples/tasks/*.c))
-DAEMON_FIXTURES := $(BUILD)/tests/fixtures/daemon_task.so $(BUILD)/tests/fixtures/daemon_plugin.so
 
 # ---- gortd, gortctl and their protocol (proto/gort.proto; protoc-c writes the C
 # into $(BUILD)/gen at build time). gortd links the runtime's objects (it uses
@@ -170,70 +150,6 @@ $(DAEMON_FIXTURES): $(BUILD)/tests/fixtures/%.so: tests/fixtures/%.c include/gor
 	$(TASK_CC) -o $@ $<
 
 # The daemon suites drive the real gortd and gortctl through the client library.
-$(BUILD)/tests/test-daemon%: tests/test-daemon%.c tests/testlib.h tests/daemonlib.h $(CLIENT_OBJS) $(WIRE_OBJS) \
-		$(RUNTIME_OBJS) $(GORTD) $(GORTCTL) $(DAEMON_FIXTURES) $(TASK_EXAMPLES)
-	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(DEPFLAGS) -I. -Itests -DBUILD_DIR='"$(BUILD)"' -o $@ $< $(CLIENT_OBJS) $(WIRE_OBJS) \
-		$(RUNTIME_OBJS) $(CHECK_LIBS) $(LDFLAGS_SAN) $(LDLIBS_IPC) $(LDLIBS_RT)
-$(BUILD)/tests/test-wire: tests/test-wire.c tests/testlib.h $(WIRE_OBJS) $(RUNTIME_OBJS)
-	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(DEPFLAGS) -I. -Itests -o $@ $< $(WIRE_OBJS) $(RUNTIME_OBJS) $(CHECK_LIBS) $(LDFLAGS_SAN) \
-		$(LDLIBS_IPC) $(LDLIBS_RT)
-
-# libFuzzer on the frame decoder, the validator, protobuf-c and the daemon's
-# dispatch: `make fuzz` runs it for FUZZ_SECONDS (make check: briefly).
-FUZZ_CC      := clang
-FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
-FUZZ_CFLAGS  := -std=gnu11 -g -O1 -fPIC -pthread -D_GNU_SOURCE -Iinclude -Iarch -Iruntime -I$(GEN) -I. -Wall -Werror
-FUZZ_SRCS    := proto/wire.c $(filter-out daemon/main.c,$(wildcard daemon/*.c))
-FUZZER       := $(BUILD)/fuzz/fuzz-wire
-FUZZ_SECONDS ?= 60
-$(FUZZER): tests/fuzz-wire.c $(FUZZ_SRCS) $(PROTO_C) daemon/gortd.h proto/wire.h $(RUNTIME_OBJS)
-	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ tests/fuzz-wire.c $(FUZZ_SRCS) $(PROTO_C) \
-		$(RUNTIME_OBJS) $(LDLIBS_IPC) $(LDLIBS_SD) $(LDLIBS_RT)
-
-fuzz: $(FUZZER)
-	@mkdir -p $(BUILD)/fuzz/corpus
-	GORT_FUZZ_SEEDS=$(BUILD)/fuzz/corpus $(FUZZER) -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
-		-rss_limit_mb=1024 $(BUILD)/fuzz/corpus
-
-check-fuzz: $(FUZZER)
-	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=15 >$(BUILD)/fuzz/check.log 2>&1 \
-		&& echo "PASS fuzz-wire                 15s  $$(grep -o 'Done [0-9]* runs' $(BUILD)/fuzz/check.log)" \
-		|| { echo "FAIL fuzz-wire"; tail -40 $(BUILD)/fuzz/check.log; exit 1; }
-
-$(PROTO_H): $(PROTO_C)
-$(PROTO_C): proto/gort.proto
-	@mkdir -p $(GEN)
-	protoc-c --c_out=$(GEN) $<
-
-$(OBJ)/gen/proto/gort.pb-c.o: $(PROTO_C)
-	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
-
-$(OBJ)/daemon/%.o $(OBJ)/client/%.o $(OBJ)/proto/%.o: CFLAGS += -I.
-$(OBJ)/daemon/main.o $(DAEMON_OBJS) $(CLIENT_OBJS) $(GORTCTL_OBJS) $(OBJ)/proto/wire.o: $(PROTO_H)
-
-$(GORTD): $(OBJ)/daemon/main.o $(DAEMON_OBJS) $(WIRE_OBJS) $(RUNTIME_OBJS)
-	@mkdir -p $(@D)
-	$(CC) $(EXPORT_API) -o $@ $^ $(LDFLAGS_SAN) $(LDLIBS_IPC) $(LDLIBS_SD) $(LDLIBS_RT)
-
-$(GORTCTL): $(GORTCTL_OBJS) $(CLIENT_OBJS) $(WIRE_OBJS)
-	@mkdir -p $(@D)
-	$(CC) -o $@ $^ $(LDFLAGS_SAN) $(LDLIBS_IPC)
-
-# Task binaries, built the way API.md tells task authors to (no sanitizer: a
-# module is plain C loaded into whatever runs it).
-TASK_CC := $(CC) -std=gnu11 -g -O2 -Wall -Wextra -Werror -fPIC -shared -D_GNU_SOURCE -Iinclude
-$(BUILD)/examples/%.so: examples/tasks/%.c include/gort.h
-	@mkdir -p $(@D)
-	$(TASK_CC) -o $@ $<
-$(DAEMON_FIXTURES): $(BUILD)/tests/fixtures/%.so: tests/fixtures/%.c include/gort.h include/gort_plugin.h
-	@mkdir -p $(@D)
-	$(TASK_CC) -o $@ $<
-
-# The daemon suites drive the real gortd and gortctl through the client library.
 DAEMON_TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test-daemon*.c))
 $(DAEMON_TESTS): $(BUILD)/tests/%: tests/%.c tests/testlib.h tests/daemonlib.h $(CLIENT_OBJS) $(WIRE_OBJS) \
 		$(RUNTIME_OBJS) $(GORTD) $(GORTCTL) $(DAEMON_FIXTURES) $(TASK_EXAMPLES)
@@ -243,6 +159,12 @@ $(DAEMON_TESTS): $(BUILD)/tests/%: tests/%.c tests/testlib.h tests/daemonlib.h $
 $(BUILD)/tests/test-wire: tests/test-wire.c tests/testlib.h $(WIRE_OBJS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(DEPFLAGS) -I. -Itests -o $@ $< $(WIRE_OBJS) $(CHECK_LIBS) $(LDFLAGS_SAN) $(LDLIBS_IPC)
+
+# gortd's benchmark (stats round trips, submit latency, tasks/s): no Go twin.
+BENCH_DAEMON := $(BUILD)/bin/bench-daemon
+$(BENCH_DAEMON): bench/daemon/daemon-bench.c $(CLIENT_OBJS) $(WIRE_OBJS) $(PROTO_H) $(GORTD) $(DAEMON_FIXTURES)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(DEPFLAGS) -I. -o $@ $< $(CLIENT_OBJS) $(WIRE_OBJS) $(LDFLAGS_SAN) $(LDLIBS_IPC)
 
 # libFuzzer on the frame decoder, the validator, protobuf-c and the daemon's
 # dispatch: `make fuzz` runs it for FUZZ_SECONDS (make check: briefly).
@@ -300,11 +222,6 @@ install: all
 	install -m 644 $(LIB_A) $(DESTDIR)$(PREFIX)/lib/
 	sed -e 's|@PREFIX@|$(PREFIX)|; s|@INCLUDEDIR@|$(PREFIX)/include|; s|@LIBDIR@|$(PREFIX)/lib|' gort.pc.in \
 		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/gort.pc
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR)
-	install -m 755 $(GORTD) $(GORTCTL) $(DESTDIR)$(PREFIX)/bin/
-	sed -e 's|/usr/local/bin/|$(PREFIX)/bin/|' systemd/gortd.service > $(DESTDIR)$(UNITDIR)/gortd.service
-	install -m 644 systemd/gortd.socket $(DESTDIR)$(UNITDIR)/
-	install -m 644 systemd/gort.sysusers $(DESTDIR)$(SYSUSERSDIR)/gort.conf
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR)
 	install -m 755 $(GORTD) $(GORTCTL) $(DESTDIR)$(PREFIX)/bin/
 	sed -e 's|/usr/local/bin/|$(PREFIX)/bin/|' systemd/gortd.service > $(DESTDIR)$(UNITDIR)/gortd.service

@@ -24,7 +24,7 @@ static bool arg_json;
 
 static void help(void)
 {
-	printf("Usage: gortctl [--socket PATH] [--json] COMMAND\n\n"
+	printf("Usage: gortctl [-H [USER@]HOST] [--socket PATH] [--json] COMMAND\n\n"
 	       "  submit [--wait] [--name NAME] [--stack-size BYTES] FILE.so [-- ARGS...]\n"
 	       "                        run a task; prints its id (--wait: its output, its exit code)\n"
 	       "  wait TASK             until the task ends; exits with its code\n"
@@ -37,7 +37,8 @@ static void help(void)
 	       "  events [--task TASK] [--follow]\n"
 	       "  trace --duration SECONDS -o FILE.json\n\n"
 	       "The socket: --socket, else $GORT_SOCKET, else /run/gort/gortd.sock as root,\n"
-	       "$XDG_RUNTIME_DIR/gort/gortd.sock otherwise.\n");
+	       "$XDG_RUNTIME_DIR/gort/gortd.sock otherwise. -H runs the command on HOST over\n"
+	       "ssh (its gortctl, its files).\n");
 }
 
 static int usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -581,12 +582,23 @@ static void print_stats_text(const Gort__V1__StatsReply *st)
 		printf("goroutines=%" PRId64 " syscallthreads=%d\n", s->goroutines, s->syscallthreads);
 	}
 	const Gort__V1__SysmonStats *y = st->sysmon;
-	if (y)
-		printf("sysmon: rounds=%" PRIu64 " idle=%" PRIu64 " delay=%" PRId64 "us retakes=%" PRIu64
-		       " preempt: requested=%" PRIu64 " cooperative=%" PRIu64 " signal=%" PRIu64 " deferred=%" PRIu64
-		       " handoffs=%" PRIu64 " io: polls=%" PRIu64 " completions=%" PRIu64 "\n",
-		       y->rounds, y->idle_rounds, y->delay_us, y->retakes, y->preempt_requested, y->preempt_cooperative,
-		       y->preempt_signal, y->preempt_deferred, y->syscall_handoffs, y->io_polls, y->io_completions);
+	if (y) {
+		printf("sysmon: rounds=%" PRIu64 " idle=%" PRIu64 " delay=%" PRId64 "us deepsleeps=%" PRIu64
+		       " kicks=%" PRIu64 " retakes=%" PRIu64 " handoffs=%" PRIu64 " slowexits=%" PRIu64
+		       " scavenged=%" PRIu64 "\n",
+		       y->rounds, y->idle_rounds, y->delay_us, y->deep_sleeps, y->kicks, y->retakes, y->syscall_handoffs,
+		       y->syscall_exits_slow, y->scavenged);
+		printf("preempt: requested=%" PRIu64 " cooperative=%" PRIu64 " signals=%" PRIu64 " bysignal=%" PRIu64
+		       " deferred=%" PRIu64 "\n",
+		       y->preempt_requested, y->preempt_cooperative, y->preempt_signals_sent, y->preempt_signal,
+		       y->preempt_deferred);
+	}
+	const Gort__V1__IoStats *io = st->io;
+	if (io)
+		printf("io: %s submitted=%" PRIu64 " enters=%" PRIu64 " completions=%" PRIu64 " fallbacks=%" PRIu64
+		       " cancels=%" PRIu64 " sysmonreaps=%" PRIu64 " inflight=%" PRId64 "\n",
+		       io->mode, io->submitted, io->enters, io->completions, io->fallbacks, io->cancels, io->stale_reaps,
+		       io->inflight);
 	const Gort__V1__DaemonStats *d = st->daemon;
 	if (d)
 		printf("gortd: pid=%u clients=%u (%" PRIu64 " total) requests=%" PRIu64 " errors=%" PRIu64
@@ -603,7 +615,7 @@ static void print_stats_text(const Gort__V1__StatsReply *st)
 
 static void prom(const char *name, const char *type, const char *help, double v)
 {
-	printf("# HELP gort_%s %s\n# TYPE gort_%s %s\ngort_%s %.17g\n", name, help, name, type, name, v);
+	printf("# HELP gort_%s %s\n# TYPE gort_%s %s\ngort_%s %.12g\n", name, help, name, type, name, v);
 }
 
 /* A label value per the text exposition format: \, " and newline escaped. */
@@ -650,8 +662,23 @@ static void print_stats_prometheus(const Gort__V1__StatsReply *st)
 		     (double)y->preempt_deferred);
 		prom("sysmon_syscall_handoffs_total", "counter", "Ps handed off from syscalls.",
 		     (double)y->syscall_handoffs);
-		prom("io_polls_total", "counter", "Completion polls.", (double)y->io_polls);
-		prom("io_completions_total", "counter", "io completions.", (double)y->io_completions);
+		prom("sysmon_deep_sleeps_total", "counter", "sysmon sleeps until kicked.", (double)y->deep_sleeps);
+		prom("sysmon_preempt_signals_sent_total", "counter", "Preemption signals sent.",
+		     (double)y->preempt_signals_sent);
+		prom("sysmon_scavenged_total", "counter", "Dead goroutine stacks returned to the kernel.",
+		     (double)y->scavenged);
+	}
+	const Gort__V1__IoStats *io = st->io;
+	if (io) {
+		printf("# HELP gort_io_mode The io path in use.\n# TYPE gort_io_mode gauge\ngort_io_mode{mode=\"");
+		prom_label(io->mode);
+		printf("\"} 1\n");
+		prom("io_submitted_total", "counter", "Requests handed to io_uring.", (double)io->submitted);
+		prom("io_completions_total", "counter", "io completions reaped.", (double)io->completions);
+		prom("io_fallbacks_total", "counter", "Calls served by the fallback path.", (double)io->fallbacks);
+		prom("io_cancels_total", "counter", "io cancellations issued.", (double)io->cancels);
+		prom("io_sysmon_reaps_total", "counter", "Completions reaped by sysmon.", (double)io->stale_reaps);
+		prom("io_inflight", "gauge", "io requests in flight.", (double)io->inflight);
 	}
 	const Gort__V1__DaemonStats *d = st->daemon;
 	if (d) {
@@ -770,9 +797,73 @@ static int cmd_trace(int argc, char **argv)
 	return EXIT_DAEMON;
 }
 
+/* Single-quotes s for a POSIX shell (the remote side of ssh). */
+static char *shell_quote(const char *s)
+{
+	size_t n = 3;
+	for (const char *p = s; *p; p++)
+		n += *p == '\'' ? 4 : 1;
+	char *q = malloc(n), *o = q;
+	if (!q)
+		return NULL;
+	*o++ = '\'';
+	for (const char *p = s; *p; p++) {
+		if (*p == '\'') {
+			memcpy(o, "'\\''", 4);
+			o += 4;
+		} else {
+			*o++ = *p;
+		}
+	}
+	*o++ = '\'';
+	*o = '\0';
+	return q;
+}
+
+/* gortctl -H [USER@]HOST ...: the same command run by gortctl on HOST over ssh,
+ * as systemctl -H does; paths (FILE.so, --socket) are the remote host's. ssh's
+ * exit status is the remote gortctl's (255: ssh itself failed). */
+static int run_remote(const char *host, int argc, char **argv)
+{
+	char **sv = calloc((size_t)argc + 8, sizeof(char *));
+	if (!sv)
+		return EXIT_DAEMON;
+	int n = 0;
+	sv[n++] = "ssh";
+	sv[n++] = "-T";
+	sv[n++] = "-o";
+	sv[n++] = "BatchMode=yes";
+	sv[n++] = "--";
+	sv[n++] = (char *)host;
+	sv[n++] = "gortctl";
+	for (int i = 0; i < argc; i++)
+		if (!(sv[n++] = shell_quote(argv[i])))
+			return EXIT_DAEMON;
+	sv[n] = NULL;
+	execvp("ssh", sv);
+	fprintf(stderr, "gortctl: -H %s: cannot run ssh: %s\n", host, strerror(errno));
+	return EXIT_DAEMON;
+}
+
 static int run(int argc, char **argv)
 {
 	int i;
+	/* -H first: everything else is for the remote gortctl */
+	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+		if (strcmp(argv[i], "-H") == 0 || strcmp(argv[i], "--host") == 0) {
+			if (i + 1 >= argc || !*argv[i + 1])
+				return usage("-H needs [USER@]HOST");
+			const char *host = argv[i + 1];
+			char **rest = calloc((size_t)argc, sizeof(char *));
+			int n = 0;
+			for (int j = 1; j < argc; j++)
+				if (j != i && j != i + 1)
+					rest[n++] = argv[j];
+			return run_remote(host, n, rest);
+		}
+		if (strcmp(argv[i], "--socket") == 0)
+			i++;
+	}
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (strcmp(a, "--json") == 0) {
@@ -812,7 +903,8 @@ int main(int argc, char **argv)
 	/* A daemon that closed on us must give an error message, not SIGPIPE. */
 	signal(SIGPIPE, SIG_IGN);
 	int r = run(argc, argv);
-	if (fflush(stdout) != 0 && r == EXIT_OK) {
+	/* A reader that went away (gortctl tasks | head) is not an error. */
+	if (fflush(stdout) != 0 && r == EXIT_OK && errno != EPIPE) {
 		fprintf(stderr, "gortctl: writing the output: %s\n", strerror(errno));
 		r = EXIT_DAEMON;
 	}

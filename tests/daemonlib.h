@@ -131,16 +131,32 @@ static inline int daemon_stop(struct daemon *d)
 	return daemon_wait(d);
 }
 
+static inline char *daemon_log(const struct daemon *d);
+
+/* Kills gortd if it still runs, fails the test if its log holds a sanitizer
+ * report (the sanitizer builds run gortd instrumented too), removes the
+ * directory. */
 static inline void daemon_cleanup(struct daemon *d)
 {
+	bool crashed = false;
 	if (d->pid > 0) {
-		kill(d->pid, SIGKILL);
-		waitpid(d->pid, NULL, 0);
+		int st;
+		if (waitpid(d->pid, &st, WNOHANG) == d->pid) {
+			crashed = WIFSIGNALED(st);
+		} else {
+			kill(d->pid, SIGKILL);
+			waitpid(d->pid, NULL, 0);
+		}
 		d->pid = 0;
 	}
+	char *log = daemon_log(d);
+	bool bad = crashed || strstr(log, "Sanitizer") || strstr(log, "runtime error:");
 	char cmd[160];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", d->dir);
-	(void)!system(cmd);
+	if (!getenv("GORT_TEST_KEEP_DAEMON_DIRS")) /* debugging: keep the logs */
+		(void)!system(cmd);
+	ck_assert_msg(!bad, "gortd crashed or its log has a sanitizer report:\n%s", log);
+	free(log);
 }
 
 /* The daemon's log, for assertions on what it said. Caller frees. */
