@@ -17,6 +17,7 @@ static int run_child(int (*main_fn)(int, char **), char *out, size_t outsize)
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
 		dup2(pfd[1], 2);
+		alarm(120); /* never outlive a hung test as an orphan */
 		struct gort_config cfg = { .procs = 2 };
 		_exit(gort_run(main_fn, 0, NULL, &cfg));
 	}
