@@ -117,7 +117,11 @@ $(BUILD)/bin/bench-%: bench/%.c $(LIB_A)
 # Test suites link the runtime's objects directly: they may test internals.
 $(BUILD)/tests/%: tests/%.c tests/testlib.h $(RUNTIME_OBJS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(DEPFLAGS) -Itests -o $@ $< $(RUNTIME_OBJS) $(CHECK_LIBS) $(LDFLAGS_SAN) $(LDLIBS_RT)
+	$(CC) $(CFLAGS) $(DEPFLAGS) -Itests -o $@ $< $(RUNTIME_OBJS) $(CHECK_LIBS) $(LDFLAGS_SAN) $(LDFLAGS_TESTS) \
+		$(LDLIBS_RT)
+
+# Task and plugin binaries the task and plugin suites load.
+include tests/fixtures/fixtures.mk
 
 $(PROTO_H): $(PROTO_C)
 $(PROTO_C): proto/gort.proto

@@ -104,11 +104,72 @@ static inline struct hchan *hchan(gort_chan *c)
 	return (struct hchan *)c;
 }
 
-/* Blocks the calling goroutine forever (a nil channel), as Go does. */
+/* Blocks the calling goroutine forever (a nil channel), as Go does; the end of
+ * its task still finds it. */
 _Noreturn void block_forever(enum waitreason reason)
 {
-	for (;;)
-		gopark(NULL, NULL, reason);
+	task_block_forever(reason);
+}
+
+/* Takes sg off whichever queue of c holds it, if any (c->lock held). */
+static void waitq_unlink_any(struct hchan *c, struct sudog *sg)
+{
+	for (struct sudog *x = c->recvq.first; x; x = x->next)
+		if (x == sg) {
+			waitq_remove(&c->recvq, sg);
+			return;
+		}
+	for (struct sudog *x = c->sendq.first; x; x = x->next)
+		if (x == sg) {
+			waitq_remove(&c->sendq, sg);
+			return;
+		}
+}
+
+void chan_cancel_task(struct task *t, struct gqueue *ret)
+{
+	struct gqueue sel = { 0 };
+	lock(&t->lock);
+	for (struct task_obj *o = t->objs; o; o = o->next) {
+		if (o->free_fn != chan_free_obj)
+			continue;
+		struct hchan *c = (struct hchan *)((char *)o - offsetof(struct hchan, obj));
+		lock(&c->lock);
+		/* A sudog in a queue is a parked goroutine's: it queued itself under
+		 * this lock and only gopark's unlock function released it. */
+		for (int dir = 0; dir < 2; dir++) {
+			struct waitq *q = dir ? &c->sendq : &c->recvq;
+			for (struct sudog *sg = q->first, *next; sg; sg = next) {
+				next = sg->next;
+				struct g *gp = sg->g;
+				if (gp->task != t)
+					continue;
+				if (sg->isselect) {
+					/* ours only if no case completed it first (then its
+					 * waker readies it); unlinked below with its others */
+					uint32_t zero = 0;
+					if (atomic_compare_exchange_strong(&gp->selectdone, &zero, 1))
+						gqueue_push(&sel, gp);
+					continue;
+				}
+				waitq_remove(q, sg);
+				gqueue_push(ret, gp);
+			}
+		}
+		unlock(&c->lock);
+	}
+	unlock(&t->lock);
+	/* The selects we won: every sudog of theirs leaves its channel, as selectgo
+	 * does itself when it wakes (its stack is about to be reused). */
+	struct g *gp;
+	while ((gp = gqueue_pop(&sel))) {
+		for (struct sudog *sg = gp->waiting; sg; sg = sg->waitlink) {
+			lock(&sg->c->lock);
+			waitq_unlink_any(sg->c, sg);
+			unlock(&sg->c->lock);
+		}
+		gqueue_push(ret, gp);
+	}
 }
 
 static struct g *mustg(const char *op)

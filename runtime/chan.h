@@ -92,4 +92,11 @@ void chan_bufrecv(struct hchan *c, void *ep);
 /* Parks the calling goroutine for good (a nil channel, an empty select). */
 _Noreturn void block_forever(enum waitreason reason);
 
+/* chan_cancel_task: takes every goroutine of task t out of the wait queues of
+ * t's channels (a select's sudogs out of all its channels) and queues it, still
+ * waiting, on ret for the ending task's reaper to ready; it never returns into
+ * the channel operation (execute() discards it). A goroutine waiting only on
+ * channels that t does not own is not found here. */
+void chan_cancel_task(struct task *t, struct gqueue *ret);
+
 #endif

@@ -469,6 +469,10 @@ int module_load(int fd, const char *what, const char *label, const char *entry, 
 			  info.init_size / sizeof(struct gort_init_record));
 	if (r >= 0)
 		r = m->slot = span_add(m->textlo, m->texthi);
+	/* Its code is program code that asynchronous preemption may stop (at
+	 * most 64 such ranges: beyond them a task gets cooperative preemption only). */
+	if (r >= 0)
+		m->preemptible = preempt_code_add(m->textlo, m->texthi) == 0;
 	if (r < 0) {
 		module_unload(m);
 		return fail(r, errbuf, errlen, "out of memory");
@@ -494,6 +498,8 @@ struct module *module_unload(struct module *m)
 {
 	if (!m)
 		return NULL;
+	if (m->preemptible)
+		preempt_code_remove(m->textlo, m->texthi);
 	if (m->slot >= 0) {
 		span_del(m->slot);
 		atomic_fetch_sub(&nmodules, 1);

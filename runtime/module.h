@@ -18,6 +18,7 @@ struct module {
 	const struct gort_init_record **inits; /* GORT_INIT records, in source order */
 	size_t ninits;
 	int slot;                          /* index in the fault-lookup table */
+	bool preemptible;                  /* its code is registered with preempt_code_add */
 };
 
 /* Upper bound on a binary's size (a memfd copy is kept per instance). */

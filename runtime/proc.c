@@ -86,7 +86,11 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
 
+#include "gort_plugin.h"
 #include "runtime.h"
 #include "sysmon.h"
 
@@ -916,9 +920,31 @@ static void dropg(void)
 	mp->curg = NULL;
 }
 
+static void gostartcall(struct g *gp, gort_fn fn, void *arg);
+
+static void gdiscarded(void *arg)
+{
+	(void)arg;
+}
+
+/* A goroutine of a task that has ended never runs its code again (task.c's
+ * essay): it restarts at an empty function that returns into goexit, so that
+ * it leaves through goexit0 like any other; its old frames are abandoned. */
+static void gdiscard(struct g *gp)
+{
+#if defined(__SANITIZE_ADDRESS__)
+	/* the abandoned frames' redzones must not outlive them */
+	__asan_unpoison_memory_region((void *)gp->stacklo, gp->stackhi - gp->stacklo);
+#endif
+	gostartcall(gp, gdiscarded, NULL);
+}
+
 _Noreturn static void execute(struct g *gp, bool inherit)
 {
 	struct m *mp = getg()->m;
+	struct task *t = gp->task;
+	if (t && unlikely(atomic_load_explicit(&t->exited, memory_order_relaxed)))
+		gdiscard(gp);
 	mp->curg = gp;
 	gp->m = mp;
 	casgstatus(gp, G_RUNNABLE, G_RUNNING);
@@ -1299,6 +1325,8 @@ struct g *newproc(gort_fn fn, void *arg, struct task *t, size_t stacksize, int *
 	}
 	if (t)
 		task_gocreated(t, pp);
+	if (unlikely(atomic_load_explicit(&plugins_listening, memory_order_relaxed)))
+		task_event_go(GORT_EV_GO_CREATE, newg);
 	casgstatus(newg, G_DEAD, G_RUNNABLE);
 	if (pp) {
 		runqput(pp, newg, true);
@@ -1319,6 +1347,8 @@ static void goexit0(struct g *gp)
 	struct m *mp = gp->m;
 	switched_to_g0(gp);
 	casgstatus(gp, G_RUNNING, G_DEAD);
+	if (unlikely(atomic_load_explicit(&plugins_listening, memory_order_relaxed)))
+		task_event_go(GORT_EV_GO_END, gp);
 	struct task *t = gp->task;
 	bool locked = gp->lockedm != NULL;
 	gp->lockedm = NULL;
@@ -1487,6 +1517,7 @@ GORT_EXPORT int64_t gort_go(gort_fn fn, void *arg)
 	}
 	struct g *newg = newproc(fn, arg, t, t ? t->stacksize : 0, &r);
 	if (!newg) {
+		task_spawn_failed(t);
 		errno = -r;
 		return -1;
 	}

@@ -344,15 +344,19 @@ struct task {
 	 * (task_ngoroutines: exact once the task's Ps are quiet). */
 	struct task_pcount *pcount;  /* gomaxprocs + 1 slots; the last for threads without a P */
 	int exit_code;
+	/* exited: the task has ended and its reaper is stopping its goroutines:
+	 * execute() discards each instead of running it (task.c's essay) */
 	_Atomic bool exited;
-	struct note done;
-	size_t stacksize;
+	size_t stacksize;            /* its goroutines' stacks; 0: the default */
+	int max_goroutines;          /* 0: no limit; else nlive counts the live ones */
+	_Atomic int64_t nlive;
 	struct mutex lock;           /* protects the lists below */
 	struct task_obj *objs;       /* channels and other objects the task owns */
 	int (*main_fn)(int, char **);
 	int argc;
 	char **argv;
-	int stdout_fd, stderr_fd;    /* the task's own stdout and stderr */
+	int stdin_fd, stdout_fd, stderr_fd; /* the task's own stdio (task_fd) */
+	struct task_life *life;      /* task.c's own: its end, module, logs, references */
 };
 
 /* the task a goroutine belongs to: creation limits and exit (task.c) */
@@ -363,9 +367,24 @@ int task_pcount_init(struct task *t);
 void task_pcount_fini(struct task *t);
 int64_t task_ngoroutines(const struct task *t);
 int64_t task_ncreated(const struct task *t);
+/* task_may_spawn: 0, or why t may not get another goroutine: -ECANCELED (it has
+ * ended), -EAGAIN (its limit); a 0 reserves a place that newproc's task_gocreated
+ * fills or task_spawn_failed gives back. */
 int task_may_spawn(struct task *t);
+void task_spawn_failed(struct task *t);
 void task_gocreated(struct task *t, struct p *pp);
 void task_goexit(struct task *t, struct p *pp);
+/* task_block_forever: parks the calling goroutine for good (a nil channel, an
+ * empty select); only the end of its task readies it, to be discarded. */
+_Noreturn void task_block_forever(enum waitreason reason);
+/* task_fault: the fault handler's question (on the signal stack): a fault in a
+ * task goroutine's code (not the runtime's) becomes a panic of its task, and
+ * the context is rewritten to get there; true if so. */
+bool task_fault(int sig, void *siginfo, void *uctx);
+/* Goroutine lifecycle events for plugins (GORT_EV_GO_*): one load and a branch
+ * when no plugin listens. */
+extern _Atomic int32_t plugins_listening;
+void task_event_go(uint32_t kind, struct g *gp);
 /* checkdead found every M idle with no timer or io pending (Go's checkdead). */
 void task_checkdead(void);
 void task_exit(struct task *t, int code);

@@ -125,3 +125,31 @@ void semrelease(uint32_t *addr, bool handoff)
 	if (handed && me && me != me->m->g0 && me->m->locks == 0)
 		gosched();
 }
+
+void semcancel_task(struct task *t, struct gqueue *ret)
+{
+	for (int i = 0; i < SEMTAB_SIZE; i++) {
+		struct semroot *root = &semtable[i];
+		if (atomic_load(&root->nwait) == 0)
+			continue;
+		lock(&root->lock);
+		/* A waiter on the list is parked: it enqueued itself under this lock
+		 * and only gopark's unlock function released it. */
+		for (struct semwaiter *w = root->head, *next; w; w = next) {
+			next = w->next;
+			if (w->g->task != t)
+				continue;
+			if (w->prev)
+				w->prev->next = w->next;
+			else
+				root->head = w->next;
+			if (w->next)
+				w->next->prev = w->prev;
+			else
+				root->tail = w->prev;
+			atomic_fetch_sub(&root->nwait, 1);
+			gqueue_push(ret, w->g);
+		}
+		unlock(&root->lock);
+	}
+}

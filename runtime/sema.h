@@ -10,5 +10,9 @@ void semacquire(uint32_t *addr, bool lifo, enum waitreason reason);
 /* semrelease: increment *addr and wake one waiter, if any. handoff: the woken
  * waiter runs next on this P, taking the count directly. */
 void semrelease(uint32_t *addr, bool handoff);
+/* semcancel_task: takes every waiter that belongs to task t off the table and
+ * queues its goroutine (still waiting) on ret, for the ending task's reaper to
+ * ready; it never returns from semacquire (execute() discards it). */
+void semcancel_task(struct task *t, struct gqueue *ret);
 
 #endif

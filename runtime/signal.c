@@ -17,7 +17,7 @@
 
 #define SIGSTACK_SIZE (64 * 1024)
 
-static const int fault_signals[] = { SIGSEGV, SIGBUS };
+static const int fault_signals[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL };
 static struct sigaction old_actions[ARRAY_SIZE(fault_signals)];
 
 static int fault_index(int sig)
@@ -30,6 +30,9 @@ static int fault_index(int sig)
 
 static void fault_handler(int sig, siginfo_t *si, void *uctx)
 {
+	/* A fault in a task goroutine's code is a panic of its task (task.c). */
+	if (task_fault(sig, si, uctx))
+		return;
 	struct g *gp = getg();
 	struct g *cur = gp && gp->m ? gp->m->curg : NULL;
 	uintptr_t addr = (uintptr_t)si->si_addr;

@@ -144,6 +144,12 @@ void tasks_shutdown(void);
  * fd argument. This function can't fail. */
 int task_fd(int fd);
 
+/* The calling goroutine's task id, 0 outside tasks. */
+int64_t task_current_id(void);
+/* Running tasks of the table, and their goroutines (statistics samples). */
+int64_t task_running_count(void);
+int64_t task_goroutines_total(void);
+
 /* ---- plugins (plugin.c) ---- */
 
 /* plugin_load: load a plugin from fd (not consumed) the way task_start loads a
@@ -172,5 +178,15 @@ int plugin_list(struct plugin_info **ret, size_t *ret_n);
 
 /* plugin_unload_all: unload every plugin, waiting for holders to end (shutdown). */
 void plugin_unload_all(void);
+
+/* plugin_emit: queue ev for every plugin with an on_event hook (entry and wait
+ * are copied: the hook sees its own copies). Never blocks: a plugin whose queue
+ * is full drops the event (counted). Any thread; one load when none listens. */
+struct gort_event;
+void plugin_emit(const struct gort_event *ev, const char *entry, const char *wait);
+/* plugin_release_task: the task with this id ended: its holds on plugins go. */
+void plugin_release_task(int64_t task);
+/* Interval of on_tick calls (default 1 s; tests shorten it before loading). */
+extern int64_t plugin_tick_ns;
 
 #endif

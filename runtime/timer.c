@@ -215,3 +215,34 @@ GORT_EXPORT void gort_sleep(int64_t ns)
 	struct timer t = { .when = nanotime() + ns, .f = sleep_ready };
 	gopark(sleep_park, &t, WAIT_SLEEP);
 }
+
+void timers_cancel_task(struct task *t, struct gqueue *ret)
+{
+	for (int32_t i = 0; i < gomaxprocs; i++) {
+		struct p *pp = allp[i];
+		struct ptimers *ts = pp->timers;
+		if (atomic_load(&pp->timer0when) == 0)
+			continue;
+		lock(&ts->lock);
+		/* Keep the others in place, then restore the heap order: one pass,
+		 * however many sleepers the task had. */
+		int32_t n = 0;
+		for (int32_t k = 0; k < ts->n; k++) {
+			struct timer *tm = ts->heap[k].t;
+			struct g *gp = tm->arg;
+			if (tm->f == sleep_ready && gp->task == t) {
+				atomic_store(&tm->pp, NULL);
+				gqueue_push(ret, gp);
+				continue;
+			}
+			setent(ts->heap, n++, ts->heap[k]);
+		}
+		if (n != ts->n) {
+			ts->n = n;
+			for (int32_t k = (n - 2) / 4; n > 1 && k >= 0; k--)
+				siftdown(ts->heap, n, k);
+			update_timer0(pp);
+		}
+		unlock(&ts->lock);
+	}
+}

@@ -20,5 +20,9 @@ int addtimer(struct timer *t);
 /* deltimer: disarm t; true if it was armed (f will not run), false if it already
  * fired or is firing. */
 bool deltimer(struct timer *t);
+/* timers_cancel_task: disarms the gort_sleep timers of task t's goroutines and
+ * queues those goroutines (still waiting) on ret, for the ending task's reaper
+ * to ready. */
+void timers_cancel_task(struct task *t, struct gqueue *ret);
 
 #endif
