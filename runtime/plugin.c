@@ -156,6 +156,8 @@ static void sample(struct gort_stats *st, int32_t *runq, int nrunq)
 
 /* ---- the hook thread ---- */
 
+/* Delivers the queued events; once the plugin is being unloaded, the rest are
+ * dropped instead: an unload does not wait for a slow hook's backlog. */
 static bool drain(struct plugin *p)
 {
 	bool any = false;
@@ -165,8 +167,12 @@ static bool drain(struct plugin *p)
 			return any;
 		s->ev.entry = s->entry[0] ? s->entry : NULL;
 		s->ev.wait = s->wait[0] ? s->wait : NULL;
-		p->desc->on_event(&s->ev);
-		atomic_fetch_add_explicit(&p->events, 1, memory_order_relaxed);
+		if (atomic_load_explicit(&p->stopping, memory_order_relaxed)) {
+			atomic_fetch_add_explicit(&p->dropped, 1, memory_order_relaxed);
+		} else {
+			p->desc->on_event(&s->ev);
+			atomic_fetch_add_explicit(&p->events, 1, memory_order_relaxed);
+		}
 		atomic_store_explicit(&s->seq, p->tail + PLUGIN_QSIZE, memory_order_release);
 		p->tail++;
 		any = true;

@@ -782,8 +782,12 @@ static void task_emit(uint32_t kind, struct task *t)
 	plugin_emit(&ev, t->life->name, NULL);
 }
 
+/* Goroutine events are about tasks' goroutines; the runtime's own (reapers)
+ * and a goroutine that left its ending task (which saw it end) send none. */
 void task_event_go(uint32_t kind, struct g *gp)
 {
+	if (!gp->task)
+		return;
 	struct g *me = getg();
 	struct gort_event ev = {
 		.size = sizeof ev,
@@ -939,6 +943,8 @@ _Noreturn static void task_end_self(struct task *t, int code, int status)
 	struct g *gp = getg();
 	/* Leave the task: from here on this goroutine runs runtime code only, and
 	 * it does not count among the goroutines the reaper waits for. */
+	if (atomic_load_explicit(&plugins_listening, memory_order_relaxed))
+		task_event_go(GORT_EV_GO_END, gp);
 	struct m *mp = acquirem();
 	task_goexit(t, mp->p);
 	gp->task = NULL;
