@@ -105,10 +105,10 @@ static void push(struct plugin *p, const struct gort_event *ev, const char *entr
 		snprintf(s->entry, sizeof s->entry, "%s", entry);
 	if (wait)
 		snprintf(s->wait, sizeof s->wait, "%s", wait);
-	atomic_store_explicit(&s->seq, pos + 1, memory_order_release);
-	/* Pairs with the hook thread's store to sleeping and re-check. */
-	atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load_explicit(&p->sleeping, memory_order_relaxed) &&
+	/* Sequentially consistent, as the hook thread's store to sleeping and its
+	 * re-check of the queue: either it sees this event or we see it asleep. */
+	atomic_store_explicit(&s->seq, pos + 1, memory_order_seq_cst);
+	if (atomic_load_explicit(&p->sleeping, memory_order_seq_cst) &&
 	    atomic_exchange(&p->sleeping, 0) == 1)
 		futexwakeup(&p->sleeping, 1);
 }
@@ -182,7 +182,7 @@ static bool drain(struct plugin *p)
 static bool queue_empty(struct plugin *p)
 {
 	struct evslot *s = &p->ring[p->tail % PLUGIN_QSIZE];
-	return atomic_load_explicit(&s->seq, memory_order_acquire) != p->tail + 1;
+	return atomic_load_explicit(&s->seq, memory_order_seq_cst) != p->tail + 1;
 }
 
 static void *plugin_thread(void *arg)
@@ -207,7 +207,6 @@ static void *plugin_thread(void *arg)
 		if (atomic_load(&p->stopping) && atomic_load(&p->inflight) == 0 && queue_empty(p))
 			break;
 		atomic_store(&p->sleeping, 1);
-		atomic_thread_fence(memory_order_seq_cst);
 		if (!queue_empty(p) || atomic_load(&p->stopping)) {
 			atomic_store(&p->sleeping, 0);
 			if (atomic_load(&p->stopping) && queue_empty(p))

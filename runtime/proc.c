@@ -321,7 +321,9 @@ static struct g *gfget_sized(struct p *pp, size_t size)
 	struct g *gp = NULL;
 	if (pp) {
 		gp = gfget(pp);
-	} else if (sched.gfree) {
+	} else {
+		/* no P: a thread outside the scheduler (task_start, task_kill); rare,
+		 * and the list may only be read under its lock */
 		lock(&sched.gflock);
 		gp = sched.gfree;
 		if (gp) {

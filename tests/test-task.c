@@ -559,8 +559,19 @@ START_TEST(test_many_tasks_leak_nothing)
 	}
 	long fds = count_fds(), maps = count_maps(), rss = test_rss_kib();
 	ck_assert_msg(fds == fds0, "fds %ld -> %ld", fds0, fds);
-	ck_assert_msg(maps <= maps0 + 8, "mappings %ld -> %ld", maps0, maps);
+#if defined(__SANITIZE_THREAD__)
+	const long slack = 64; /* ThreadSanitizer maps shadow for new fibers' stacks as it goes */
+#else
+	const long slack = 8;
+#endif
+	ck_assert_msg(maps <= maps0 + slack, "mappings %ld -> %ld", maps0, maps);
+#if !defined(__SANITIZE_ADDRESS__)
+	/* (AddressSanitizer keeps freed memory in quarantine: RSS grows there) */
 	ck_assert_msg(rss <= rss0 + 8 * 1024, "rss %ld KiB -> %ld KiB", rss0, rss);
+#else
+	(void)rss;
+	(void)rss0;
+#endif
 	ck_assert_int_eq(module_count(), 0);
 }
 END_TEST
