@@ -414,13 +414,12 @@ static void closechan(struct hchan *c)
 
 GORT_EXPORT gort_chan *gort_chan_make(size_t elem_size, size_t cap)
 {
-	if (elem_size && cap > (SIZE_MAX - sizeof(struct hchan)) / elem_size) {
+	if (elem_size && cap > (SIZE_MAX - sizeof(struct hchan) - 64) / elem_size) {
 		errno = EINVAL;
 		return NULL;
 	}
-	struct hchan *c = aligned_alloc(_Alignof(struct hchan),
-					(sizeof(struct hchan) + elem_size * cap + _Alignof(struct hchan) - 1) &
-						~(_Alignof(struct hchan) - 1));
+	/* a cache line of its own: channels used by different Ms don't share one */
+	struct hchan *c = aligned_alloc(64, (sizeof(struct hchan) + elem_size * cap + 63) & ~(size_t)63);
 	if (!c) {
 		errno = ENOMEM;
 		return NULL;

@@ -36,14 +36,16 @@ struct waitq {
  * non-blocking fast paths (qcount, closed, queue heads), as in Go.
  */
 struct hchan {
-	struct task_obj obj;         /* on task->objs: freed with its task */
+	/* what every operation touches first, in the first cache line (a
+	 * channel is allocated on a line of its own) */
 	struct mutex lock;
 	_Atomic uint32_t closed;
+	struct waitq recvq, sendq;
 	_Atomic size_t qcount;
 	size_t dataqsiz;
 	size_t elemsize;
 	size_t sendx, recvx;
-	struct waitq recvq, sendq;
+	struct task_obj obj;         /* on task->objs: freed with its task */
 	struct task *task;           /* owner, NULL if made outside any task */
 	_Alignas(16) char buf[];     /* the ring, dataqsiz * elemsize bytes */
 };

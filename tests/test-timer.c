@@ -31,7 +31,7 @@ static void record_fire(void *arg)
 static int heap_order_main(int argc, char **argv)
 {
 	(void)argc, (void)argv;
-	int64_t base = nanotime() + 20 * MS;
+	int64_t base = nanotime() + 100 * MS;
 	int ndeleted = 0;
 	atomic_store(&nfired, 0);
 	for (long i = 0; i < NTIMERS; i++) {
@@ -41,13 +41,16 @@ static int heap_order_main(int argc, char **argv)
 		deleted[i] = false;
 		assert_ok(addtimer(&timers[i]));
 	}
-	/* delete every fifth before it fires */
+	/* delete every fifth before it fires (on a machine slow enough to take
+	 * 100 ms for this, one may have fired already: then it must count as such) */
 	for (long i = 0; i < NTIMERS; i += 5) {
-		ck_assert(deltimer(&timers[i]));
+		if (!deltimer(&timers[i]))
+			continue;
 		ck_assert(!deltimer(&timers[i])); /* not armed any more */
 		deleted[i] = true;
 		ndeleted++;
 	}
+	ck_assert_int_gt(ndeleted, 0);
 	int64_t deadline = gort_now() + 30 * SEC;
 	while (atomic_load(&nfired) < NTIMERS - ndeleted) {
 		ck_assert(gort_now() < deadline);
