@@ -32,11 +32,11 @@
  */
 
 #define PLUGIN_MAX     64
-#define PLUGIN_QSIZE   4096 /* events queued per plugin */
 #define PLUGIN_ENTRY   64
 #define PLUGIN_WAIT    32
 
 int64_t plugin_tick_ns = 1000000000; /* tests shorten it */
+uint32_t plugin_queue_size = 4096;   /* events queued per plugin; tests shrink it */
 
 struct evslot {
 	_Atomic uint64_t seq;
@@ -56,6 +56,7 @@ struct plugin {
 	bool unloading;
 
 	struct evslot *ring;
+	uint32_t qsize;
 	_Atomic uint64_t head;        /* next position producers claim */
 	uint64_t tail;                /* the hook thread's */
 	_Atomic uint32_t sleeping;    /* the hook thread waits on it */
@@ -84,7 +85,7 @@ static void push(struct plugin *p, const struct gort_event *ev, const char *entr
 	uint64_t pos = atomic_load_explicit(&p->head, memory_order_relaxed);
 	struct evslot *s;
 	for (;;) {
-		s = &p->ring[pos % PLUGIN_QSIZE];
+		s = &p->ring[pos % p->qsize];
 		uint64_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
 		int64_t diff = (int64_t)(seq - pos);
 		if (diff == 0) {
@@ -162,7 +163,7 @@ static bool drain(struct plugin *p)
 {
 	bool any = false;
 	for (;;) {
-		struct evslot *s = &p->ring[p->tail % PLUGIN_QSIZE];
+		struct evslot *s = &p->ring[p->tail % p->qsize];
 		if (atomic_load_explicit(&s->seq, memory_order_acquire) != p->tail + 1)
 			return any;
 		s->ev.entry = s->entry[0] ? s->entry : NULL;
@@ -173,7 +174,7 @@ static bool drain(struct plugin *p)
 			p->desc->on_event(&s->ev);
 			atomic_fetch_add_explicit(&p->events, 1, memory_order_relaxed);
 		}
-		atomic_store_explicit(&s->seq, p->tail + PLUGIN_QSIZE, memory_order_release);
+		atomic_store_explicit(&s->seq, p->tail + p->qsize, memory_order_release);
 		p->tail++;
 		any = true;
 	}
@@ -181,7 +182,7 @@ static bool drain(struct plugin *p)
 
 static bool queue_empty(struct plugin *p)
 {
-	struct evslot *s = &p->ring[p->tail % PLUGIN_QSIZE];
+	struct evslot *s = &p->ring[p->tail % p->qsize];
 	return atomic_load_explicit(&s->seq, memory_order_seq_cst) != p->tail + 1;
 }
 
@@ -291,12 +292,13 @@ int plugin_load(int fd, char *ret_name, size_t namelen, char *errbuf, size_t err
 	}
 	snprintf(p->name, sizeof p->name, "%s", d->name);
 	snprintf(p->version, sizeof p->version, "%s", d->version ? d->version : "");
-	p->ring = calloc(PLUGIN_QSIZE, sizeof(*p->ring));
+	p->qsize = plugin_queue_size ? plugin_queue_size : 1;
+	p->ring = calloc(p->qsize, sizeof(*p->ring));
 	if (!p->ring) {
 		plugin_free(p);
 		return fail(-ENOMEM, errbuf, errlen, "out of memory");
 	}
-	for (uint64_t i = 0; i < PLUGIN_QSIZE; i++)
+	for (uint64_t i = 0; i < p->qsize; i++)
 		atomic_init(&p->ring[i].seq, i);
 
 	/* Reserve the name (a second load of the same plugin waits for nothing:

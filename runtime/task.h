@@ -186,7 +186,9 @@ struct gort_event;
 void plugin_emit(const struct gort_event *ev, const char *entry, const char *wait);
 /* plugin_release_task: the task with this id ended: its holds on plugins go. */
 void plugin_release_task(int64_t task);
-/* Interval of on_tick calls (default 1 s; tests shorten it before loading). */
+/* Interval of on_tick calls (default 1 s), and events each plugin's queue
+ * holds (default 4096): tests change them before loading. */
 extern int64_t plugin_tick_ns;
+extern uint32_t plugin_queue_size;
 
 #endif

@@ -125,14 +125,16 @@ int addtimer(struct timer *t)
 		ts->heap = nh;
 		ts->cap = ncap;
 	}
-	ts->heap[ts->n] = (struct timerent){ t->when, t };
+	int64_t when = t->when;
+	ts->heap[ts->n] = (struct timerent){ when, t };
 	bool first = siftup(ts->heap, ts->n++) == 0;
 	atomic_store_explicit(&t->pp, pp, memory_order_release);
 	if (first)
 		update_timer0(pp);
 	unlock(&ts->lock);
+	/* not t->when: once unlocked, t may fire and its memory be reused */
 	if (first)
-		wakenetpoller(t->when);
+		wakenetpoller(when);
 	return 0;
 }
 

@@ -220,13 +220,18 @@ END_TEST
  * plugin sees every event, the slow one drops what its queue cannot hold. */
 START_TEST(test_slow_hook_costs_only_itself)
 {
+	plugin_queue_size = 256;
 	load_ok("plugin_slow.so", "slow");
+	plugin_queue_size = 1 << 16;
 	load_ok("plugin_counter.so", "counter");
 	bind_counter();
 	int64_t start = gort_now();
 	int64_t id = 0;
-	/* 5000 goroutines: 10,002 events, 200 s of the slow hook's time */
-	ck_assert_int_eq(run("task_limits.so", (const char *[]){ "l", "5000", NULL }, NULL), 0);
+	/* 5000 goroutines: 10,002 events, 200 s of the slow hook's time, and
+	 * far more than its queue holds */
+	char num[32];
+	snprintf(num, sizeof num, "%ld", scaled(5000));
+	ck_assert_int_eq(run("task_limits.so", (const char *[]){ "l", num, NULL }, NULL), 0);
 	for (int i = 0; i < 3; i++)
 		ck_assert_int_eq(run("task_compute.so", (const char *[]){ "c", "1000", NULL }, &id), 0);
 	int64_t took = gort_now() - start;
