@@ -20,8 +20,14 @@
 
 struct timerent {
 	int64_t when;
-	struct timer *t;
+	uintptr_t t; /* the struct timer *, | ENT_TRACKED if its idx is kept */
 };
+#define ENT_TRACKED ((uintptr_t)1)
+
+static inline struct timer *enttimer(struct timerent e)
+{
+	return (struct timer *)(e.t & ~ENT_TRACKED);
+}
 
 struct ptimers {
 	struct mutex lock;
@@ -49,7 +55,8 @@ void timers_destroy_p(struct p *pp)
 static inline void setent(struct timerent *h, int32_t i, struct timerent e)
 {
 	h[i] = e;
-	e.t->idx = i;
+	if (e.t & ENT_TRACKED)
+		enttimer(e)->idx = i;
 }
 
 /* Moves h[i] up to its place; returns where it went. */
@@ -126,7 +133,7 @@ int addtimer(struct timer *t)
 		ts->cap = ncap;
 	}
 	int64_t when = t->when;
-	ts->heap[ts->n] = (struct timerent){ when, t };
+	ts->heap[ts->n] = (struct timerent){ when, (uintptr_t)t | (t->nodelete ? 0 : ENT_TRACKED) };
 	bool first = siftup(ts->heap, ts->n++) == 0;
 	atomic_store_explicit(&t->pp, pp, memory_order_release);
 	if (first)
@@ -140,6 +147,8 @@ int addtimer(struct timer *t)
 
 bool deltimer(struct timer *t)
 {
+	if (unlikely(t->nodelete))
+		throw("deltimer: a nodelete timer");
 	struct p *pp = atomic_load(&t->pp);
 	if (!pp)
 		return false;
@@ -171,7 +180,7 @@ int64_t checktimers(struct p *pp, int64_t now)
 		int nf = 0;
 		lock(&ts->lock);
 		while (nf < TIMER_BATCH && ts->n > 0 && ts->heap[0].when <= now) {
-			struct timer *t = ts->heap[0].t;
+			struct timer *t = enttimer(ts->heap[0]);
 			heap_remove(ts, 0);
 			fire[nf].f = t->f;
 			fire[nf].arg = t->arg;
@@ -214,7 +223,7 @@ GORT_EXPORT void gort_sleep(int64_t ns)
 			;
 		return;
 	}
-	struct timer t = { .when = nanotime() + ns, .f = sleep_ready };
+	struct timer t = { .when = nanotime() + ns, .f = sleep_ready, .nodelete = true };
 	gopark(sleep_park, &t, WAIT_SLEEP);
 }
 
@@ -230,7 +239,7 @@ void timers_cancel_task(struct task *t, struct gqueue *ret)
 		 * however many sleepers the task had. */
 		int32_t n = 0;
 		for (int32_t k = 0; k < ts->n; k++) {
-			struct timer *tm = ts->heap[k].t;
+			struct timer *tm = enttimer(ts->heap[k]);
 			struct g *gp = tm->arg;
 			if (tm->f == sleep_ready && gp->task == t) {
 				atomic_store(&tm->pp, NULL);

@@ -1,5 +1,7 @@
 /* tests/test-timer.c: timers and gort_sleep (runtime/timer.c): order, never early, deletion, 100k sleepers, idle Ms don't poll. */
+#include <signal.h>
 #include <stdatomic.h>
+#include <sys/wait.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -37,7 +39,10 @@ static int heap_order_main(int argc, char **argv)
 	for (long i = 0; i < NTIMERS; i++) {
 		/* distinct deadlines in a scrambled order over ~60 ms */
 		int64_t when = base + (int64_t)((i * 7919) % NTIMERS) * 30 * US;
-		timers[i] = (struct timer){ .when = when, .f = record_fire, .arg = (void *)i };
+		/* every fifth is deleted below; of the others, odd ones are
+		 * nodelete (the heap keeps no index for them): both kinds mixed */
+		timers[i] = (struct timer){ .when = when, .f = record_fire, .arg = (void *)i,
+					    .nodelete = i % 5 != 0 && i % 2 == 1 };
 		deleted[i] = false;
 		assert_ok(addtimer(&timers[i]));
 	}
@@ -64,7 +69,8 @@ static int heap_order_main(int argc, char **argv)
 			continue;
 		ck_assert_msg(fired_at[i] >= timers[i].when, "timer %ld fired %lld ns early", i,
 			      (long long)(timers[i].when - fired_at[i]));
-		ck_assert(!deltimer(&timers[i])); /* fired: nothing to delete */
+		if (!timers[i].nodelete)
+			ck_assert(!deltimer(&timers[i])); /* fired: nothing to delete */
 		for (long j = 0; j < NTIMERS && gort_procs() == 1; j++)
 			if (!deleted[j] && timers[j].when < timers[i].when && fired_seq[j] > fired_seq[i])
 				ck_abort_msg("timer %ld (when %lld) fired after timer %ld (when %lld)", j,
@@ -83,6 +89,44 @@ END_TEST
 START_TEST(test_timers_two_ps_never_early)
 {
 	run_gort(heap_order_main, 2, 0);
+}
+END_TEST
+
+/* deltimer on a nodelete timer is a runtime bug: it throws. */
+static int deltimer_nodelete_main(int argc, char **argv)
+{
+	(void)argc, (void)argv;
+	static struct timer t;
+	t = (struct timer){ .when = nanotime() + SEC, .f = record_fire, .nodelete = true };
+	assert_ok(addtimer(&t));
+	deltimer(&t);
+	return 0;
+}
+
+START_TEST(test_deltimer_nodelete_throws)
+{
+	int pfd[2];
+	ck_assert_int_eq(pipe(pfd), 0);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		dup2(pfd[1], 2);
+		alarm(120);
+		struct gort_config cfg = { .procs = 1 };
+		_exit(gort_run(deltimer_nodelete_main, 0, NULL, &cfg));
+	}
+	close(pfd[1]);
+	char out[4096];
+	size_t n = 0;
+	ssize_t r;
+	while (n < sizeof out - 1 && (r = read(pfd[0], out + n, sizeof out - 1 - n)) > 0)
+		n += (size_t)r;
+	out[n] = '\0';
+	close(pfd[0]);
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "status %#x: %s", status, out);
+	ck_assert_msg(strstr(out, "fatal error: deltimer: a nodelete timer"), "stderr: %s", out);
 }
 END_TEST
 
@@ -243,6 +287,7 @@ static Suite *timer_suite(void)
 	Suite *s = suite_create("timer");
 	ADD(s, test_timers_fire_in_order_never_early, 120);
 	ADD(s, test_timers_two_ps_never_early, 120);
+	ADD(s, test_deltimer_nodelete_throws, 120);
 	ADD(s, test_sleep_never_early, 120);
 	ADD(s, test_sleep_outside_goroutine, 120);
 	ADD(s, test_sleeper_wakes_on_busy_p, 120);
