@@ -149,6 +149,12 @@ TASK_CC := $(CC) -std=gnu11 -g -O2 -Wall -Wextra -Werror -fPIC -shared -D_GNU_SO
 $(BUILD)/examples/%.so: examples/tasks/%.c include/gort.h
 	@mkdir -p $(@D)
 	$(TASK_CC) -o $@ $<
+# Plugin examples, built the same way.
+PLUGIN_EXAMPLES := $(patsubst examples/plugins/%.c,$(BUILD)/examples/plugins/%.so,$(wildcard examples/plugins/*.c))
+$(BUILD)/examples/plugins/%.so: examples/plugins/%.c include/gort.h include/gort_plugin.h
+	@mkdir -p $(@D)
+	$(TASK_CC) -o $@ $<
+all: $(PLUGIN_EXAMPLES)
 $(DAEMON_FIXTURES): $(BUILD)/tests/fixtures/%.so: tests/fixtures/%.c include/gort.h include/gort_plugin.h
 	@mkdir -p $(@D)
 	$(TASK_CC) -o $@ $<
@@ -220,7 +226,7 @@ valgrind: $(TESTS)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
-	install -m 644 include/gort.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 include/gort.h include/gort_plugin.h $(DESTDIR)$(PREFIX)/include/
 	install -m 755 $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/libgort.so.0
 	ln -sf libgort.so.0 $(DESTDIR)$(PREFIX)/lib/libgort.so
 	install -m 644 $(LIB_A) $(DESTDIR)$(PREFIX)/lib/
