@@ -1,6 +1,7 @@
 /* runtime/stack.c: goroutine stacks carved from large lazily committed arenas, with overflow detection. */
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <valgrind/valgrind.h>
 
@@ -96,6 +97,18 @@ static struct sizeclass *sizeclass_get(size_t size)
 	return c;
 }
 
+/* True if reading the page at addr faults: write() from it into a pipe fails with EFAULT. */
+static bool page_faults(uintptr_t addr)
+{
+	int fds[2];
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return false;
+	bool faults = write(fds[1], (const void *)addr, 1) < 0 && errno == EFAULT;
+	close(fds[0]);
+	close(fds[1]);
+	return faults;
+}
+
 static int arena_carve(size_t slotsize, uintptr_t *ret_slot)
 {
 	struct arena *a = stk.arenas;
@@ -141,6 +154,9 @@ int stackalloc(size_t size, struct stackalloc *ret)
 		ret->guarded = false;
 		if (stack_guard_markers && atomic_load(&guard_markers_work) != 0) {
 			bool ok = madvise((void *)slot, PAGE, MADV_GUARD_INSTALL) == 0;
+			/* an emulator (qemu-user) may accept the advice and do nothing */
+			if (ok && atomic_load(&guard_markers_work) < 0)
+				ok = page_faults(slot);
 			atomic_store(&guard_markers_work, ok);
 			ret->guarded = ok;
 		}
