@@ -117,6 +117,7 @@ struct task_life {
 	_Atomic uint32_t seq;          /* futex word: bumped at done and at need_reaper */
 	_Atomic bool need_reaper;      /* gort_run's thread must start the reaper */
 	struct gqueue forever;         /* parked for good; under t->lock */
+	_Atomic bool started;          /* its main goroutine exists */
 
 	pthread_mutex_t ringlock;
 	char *ring;                    /* TASK_LOG_SIZE bytes, circular */
@@ -140,7 +141,7 @@ static bool shutting_down;
 static void task_emit(uint32_t kind, struct task *t);
 static void pump_add(struct task *t);
 static void ring_append(struct task *t, const char *buf, size_t n);
-_Noreturn static void task_end_self(struct task *t, int code, int status);
+_Noreturn static void task_end_self(struct task *t, int code, int status, const char *panic);
 
 const char *task_status_string(enum task_status s)
 {
@@ -655,10 +656,12 @@ static struct {
 	pthread_mutex_t lock;
 	pthread_t thread;
 	bool running;
+	_Atomic bool stopping;
 	int epfd, evfd;
 } pump = { .lock = PTHREAD_MUTEX_INITIALIZER, .epfd = -1, .evfd = -1 };
 
 static void done_dec(struct task *t);
+static void task_fatal(struct task *t, const char *msg);
 
 static void pump_line(struct task *t, const char *s, size_t n)
 {
@@ -688,19 +691,50 @@ static void pump_data(struct task *t, const char *buf, size_t n)
 	}
 }
 
+/* A running task none of whose goroutines is left (its main goroutine called
+ * gort_exit, and the others ended) can never end by itself: as Go's checkdead
+ * says for a program, it is a deadlock, and the task ends with 2. */
+static void check_orphans(void)
+{
+	struct task *found[16];
+	int n = 0;
+	pthread_mutex_lock(&table_lock);
+	for (struct task *t = table_head; t && n < 16; t = t->life->next)
+		if (atomic_load(&t->life->started) && !atomic_load(&t->life->ending) && task_alive(t) == 0)
+			found[n++] = task_ref(t);
+	pthread_mutex_unlock(&table_lock);
+	for (int i = 0; i < n; i++) {
+		task_fatal(found[i], "no goroutines (main called gort_exit) - deadlock!");
+		task_unref(found[i]);
+	}
+}
+
+/* The pump thread: task pipes into the log and the rings; while tasks run, a
+ * look for orphaned ones every 100 ms. */
 static void *pump_main(void *arg)
 {
 	(void)arg;
 	static char buf[65536];
 	struct epoll_event evs[32];
 	for (;;) {
-		int n = epoll_wait(pump.epfd, evs, 32, -1);
+		pthread_mutex_lock(&table_lock);
+		int timeout = table_running > 0 ? 100 : -1;
+		pthread_mutex_unlock(&table_lock);
+		int n = epoll_wait(pump.epfd, evs, 32, timeout);
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n == 0)
+			check_orphans();
 		for (int i = 0; i < n; i++) {
 			struct task *t = evs[i].data.ptr;
-			if (!t)
-				return NULL; /* the eventfd: stop */
+			if (!t) {
+				/* the eventfd: a new task (the timeout changes), or stop */
+				uint64_t v;
+				(void)!read(pump.evfd, &v, sizeof v);
+				if (atomic_load(&pump.stopping))
+					return NULL;
+				continue;
+			}
 			struct task_life *l = t->life;
 			ssize_t r = read(l->piperd, buf, sizeof buf);
 			if (r > 0) {
@@ -723,8 +757,8 @@ static void *pump_main(void *arg)
 	}
 }
 
-/* Hands t's pipe to the pump (which holds a reference until EOF). */
-static void pump_add(struct task *t)
+/* Starts the pump thread if it is not running, and wakes it (a task started). */
+static void pump_start(void)
 {
 	pthread_mutex_lock(&pump.lock);
 	if (!pump.running) {
@@ -741,6 +775,15 @@ static void pump_add(struct task *t)
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		pump.running = true;
 	}
+	uint64_t one = 1;
+	(void)!write(pump.evfd, &one, sizeof one);
+	pthread_mutex_unlock(&pump.lock);
+}
+
+/* Hands t's pipe to the pump (which holds a reference until EOF). */
+static void pump_add(struct task *t)
+{
+	pthread_mutex_lock(&pump.lock);
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = task_ref(t) };
 	if (epoll_ctl(pump.epfd, EPOLL_CTL_ADD, t->life->piperd, &ev) < 0)
 		throw("task pump: epoll_ctl failed");
@@ -751,6 +794,7 @@ static void pump_stop(void)
 {
 	pthread_mutex_lock(&pump.lock);
 	if (pump.running) {
+		atomic_store(&pump.stopping, true);
 		uint64_t one = 1;
 		(void)!write(pump.evfd, &one, sizeof one);
 		pthread_join(pump.thread, NULL);
@@ -758,6 +802,7 @@ static void pump_stop(void)
 		close(pump.evfd);
 		pump.epfd = pump.evfd = -1;
 		pump.running = false;
+		atomic_store(&pump.stopping, false);
 	}
 	pthread_mutex_unlock(&pump.lock);
 }
@@ -937,9 +982,16 @@ static void task_start_reaper(struct task *t)
 }
 
 /* The calling goroutine of t ends t (or, if another end won, just itself). */
-_Noreturn static void task_end_self(struct task *t, int code, int status)
+/* The calling goroutine of t ends t (or, if another end won, just itself); a
+ * winning panic's first line is kept for task_get_info. */
+_Noreturn static void task_end_self(struct task *t, int code, int status, const char *panic)
 {
 	bool won = task_claim(t, code, status);
+	if (won && panic) {
+		const char *nl = strchr(panic, '\n');
+		snprintf(t->life->panic, sizeof t->life->panic, "%.*s", (int)(nl ? nl - panic : (ptrdiff_t)strlen(panic)),
+			 panic);
+	}
 	struct g *gp = getg();
 	/* Leave the task: from here on this goroutine runs runtime code only, and
 	 * it does not count among the goroutines the reaper waits for. */
@@ -954,13 +1006,12 @@ _Noreturn static void task_end_self(struct task *t, int code, int status)
 	gort_exit();
 }
 
-/* task_exit: ends t with code from wherever the caller is, even a thread that
- * holds sched.lock (Go's checkdead): the reaper starts on gort_run's thread,
- * or at once from any other thread. The first end wins. Can't fail. */
-void task_exit(struct task *t, int code)
+/* The end of t was claimed by a thread that is not one of its goroutines,
+ * maybe one holding sched.lock (Go's checkdead): the reaper starts on
+ * gort_run's thread, or at once for a daemon task (whose ends are never
+ * claimed under sched.lock). */
+static void task_end_claimed(struct task *t)
 {
-	if (!task_claim(t, code, TASK_EXITED))
-		return;
 	struct task_life *l = t->life;
 	if (l->embedded) {
 		atomic_store(&l->need_reaper, true);
@@ -968,6 +1019,14 @@ void task_exit(struct task *t, int code)
 	} else {
 		task_start_reaper(t);
 	}
+}
+
+/* task_exit: ends t with code from wherever the caller is. The first end wins.
+ * Can't fail. */
+void task_exit(struct task *t, int code)
+{
+	if (task_claim(t, code, TASK_EXITED))
+		task_end_claimed(t);
 }
 
 int task_kill(struct task *t)
@@ -1001,13 +1060,18 @@ int task_wait(struct task *t, int64_t timeout_ns, int *ret_code)
 	}
 }
 
+/* Ends t with 2 and "fatal error: msg" (Go's fatal errors: deadlocks); from any
+ * thread, even one holding sched.lock (see task_exit). */
 static void task_fatal(struct task *t, const char *msg)
 {
 	char buf[256];
 	int n = snprintf(buf, sizeof buf, "fatal error: %s\n", msg);
 	if (n > 0)
 		write_all(t->stderr_fd, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
-	task_exit(t, 2);
+	if (!task_claim(t, 2, TASK_PANICKED))
+		return;
+	snprintf(t->life->panic, sizeof t->life->panic, "fatal error: %s", msg);
+	task_end_claimed(t);
 }
 
 /* The task gort_run hosts: Go's checkdead applies to it as to a Go program. */
@@ -1029,7 +1093,7 @@ GORT_EXPORT _Noreturn void gort_task_exit(int code)
 	struct task *t = curtask();
 	if (!t)
 		exit(code);
-	task_end_self(t, code, TASK_EXITED);
+	task_end_self(t, code, TASK_EXITED, NULL);
 }
 
 /* ---- panics ---- */
@@ -1098,7 +1162,6 @@ static void format_trace(char *buf, size_t size, size_t *len, struct task *t, st
 _Noreturn static void task_panic(struct task *t, const char *head, void *const *pcs, int npcs, bool exact0)
 {
 	struct g *gp = getg();
-	struct task_life *l = t->life;
 	size_t size = 8192, len = 0;
 	char *buf = malloc(size);
 	char fallback[512];
@@ -1112,11 +1175,7 @@ _Noreturn static void task_panic(struct task *t, const char *head, void *const *
 	task_output(t, t->stderr_fd, buf, len);
 	if (buf != fallback)
 		free(buf);
-	const char *nl = strchr(head, '\n');
-	size_t first = nl ? (size_t)(nl - head) : strlen(head);
-	if (!atomic_load(&l->ending))
-		snprintf(l->panic, sizeof l->panic, "%.*s", (int)first, head);
-	task_end_self(t, 2, TASK_PANICKED);
+	task_end_self(t, 2, TASK_PANICKED, head);
 }
 
 GORT_EXPORT _Noreturn void gort_panic(const char *fmt, ...)
@@ -1274,7 +1333,7 @@ static void task_main(void *arg)
 		gosched();
 	if (atomic_load(&l->panicking) && !atomic_load(&l->ending))
 		task_block_forever(WAIT_PANIC); /* the panic will end the task */
-	task_end_self(t, code, TASK_EXITED);
+	task_end_self(t, code, TASK_EXITED, NULL);
 }
 
 static struct task *task_alloc(const char *name)
@@ -1411,6 +1470,8 @@ int task_start(const struct task_spec *spec, struct task **ret, char *errbuf, si
 			snprintf(errbuf, errlen, "cannot start its main goroutine: %s", strerror(-r));
 		goto out_free;
 	}
+	atomic_store(&l->started, true);
+	pump_start();
 	if (l->pumped)
 		pump_add(t);
 	*ret = t;

@@ -427,6 +427,26 @@ START_TEST(test_task_exit_from_goroutine)
 }
 END_TEST
 
+/* gort_exit on the main goroutine: the task goes on with the others (Go's
+ * Goexit in main), and when none is left it is a deadlock. */
+START_TEST(test_main_goexit)
+{
+	struct run r;
+	start_task(&r, "task_panic.so", (const char *[]){ "x", "goexit-live", NULL }, 0, 0);
+	finish_task(&r, 30);
+	ck_assert_int_eq(r.code, 6);
+	ck_assert_int_eq(r.info.status, TASK_EXITED);
+	run_done(&r);
+	start_task(&r, "task_panic.so", (const char *[]){ "x", "goexit", NULL }, 0, 0);
+	finish_task(&r, 30);
+	ck_assert_int_eq(r.code, 2);
+	ck_assert_int_eq(r.info.status, TASK_PANICKED);
+	ck_assert_str_eq(r.errs, "fatal error: no goroutines (main called gort_exit) - deadlock!\n");
+	ck_assert_str_eq(r.info.panic, "fatal error: no goroutines (main called gort_exit) - deadlock!");
+	run_done(&r);
+}
+END_TEST
+
 /* ---- panics and faults ---- */
 
 START_TEST(test_panic)
@@ -758,6 +778,7 @@ static Suite *task_suite(void)
 	tcase_add_test(tc, test_main_returns_while_accepting);
 	tcase_add_test(tc, test_kill);
 	tcase_add_test(tc, test_task_exit_from_goroutine);
+	tcase_add_test(tc, test_main_goexit);
 	tcase_add_test(tc, test_panic);
 	tcase_add_test(tc, test_faults);
 	tcase_add_test(tc, test_fault_isolation);
