@@ -146,6 +146,8 @@ GORT_EXPORT int gort_select(gort_select_case *cases, int n, bool block)
 	/* pollorder: a uniformly random permutation of the cases that have a
 	 * channel (inside-out Fisher-Yates) */
 	int norder = 0;
+	struct g *me = getg();
+	struct m *mp = me ? acquirem() : NULL; /* the M's generator: stay on it */
 	for (int i = 0; i < n; i++) {
 		if (!cases[i].chan)
 			continue;
@@ -154,6 +156,8 @@ GORT_EXPORT int gort_select(gort_select_case *cases, int n, bool block)
 		pollorder[j] = (uint16_t)i;
 		norder++;
 	}
+	if (mp)
+		releasem(mp);
 	if (norder == 0) {
 		free(heap);
 		if (!block)
