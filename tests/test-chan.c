@@ -11,6 +11,18 @@
 #define SEC 1000000000LL
 #define MS 1000000LL
 
+/* A random number below n for test code, safe from any goroutine (the
+ * runtime's fastrand is per M: only for code that holds its M). */
+static inline uint32_t trand(uint32_t n)
+{
+	static _Atomic uint64_t seed = 0x2545f4914f6cdd1dULL;
+	uint64_t x = atomic_fetch_add(&seed, 0x9e3779b97f4a7c15ULL);
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	return (uint32_t)(((x >> 32) * n) >> 32);
+}
+
 /* ---- helpers ---- */
 
 /* Waits (yielding) until *slot holds a G that is parked with reason; 10 s at most. */
@@ -699,13 +711,13 @@ static void race_closer(void *arg)
 {
 	gort_chan *c = arg;
 	/* sends a few values (counting them), then closes at a random moment */
-	long n = fastrandn(50);
+	long n = trand(50);
 	for (long i = 0; i < n; i++) {
 		long v = i + 1;
 		gort_chan_send(c, &v);
 		atomic_fetch_add(&race_sent, 1);
 	}
-	for (uint32_t i = fastrandn(3); i > 0; i--)
+	for (uint32_t i = trand(3); i > 0; i--)
 		gort_yield();
 	gort_chan_close(c);
 	gort_wg_done(&gwg);

@@ -9,6 +9,18 @@
 #define SEC 1000000000LL
 #define MS 1000000LL
 
+/* A random number below n for test code, safe from any goroutine (the
+ * runtime's fastrand is per M: only for code that holds its M). */
+static inline uint32_t trand(uint32_t n)
+{
+	static _Atomic uint64_t seed = 0x2545f4914f6cdd1dULL;
+	uint64_t x = atomic_fetch_add(&seed, 0x9e3779b97f4a7c15ULL);
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	return (uint32_t)(((x >> 32) * n) >> 32);
+}
+
 static struct g *wait_parked(struct g *_Atomic *slot, enum waitreason reason)
 {
 	int64_t deadline = gort_now() + 10 * SEC;
@@ -400,7 +412,7 @@ static int many_main(int argc, char **argv)
 		many[i] = gort_chan_make(sizeof(long), i % 2);
 	/* ready at one random index: found */
 	for (int round = 0; round < 100; round++) {
-		int k = (int)fastrandn(MANY);
+		int k = (int)trand(MANY);
 		long v = k * 10, got[MANY];
 		gort_select_case cs[MANY];
 		for (int i = 0; i < MANY; i++)
@@ -415,7 +427,7 @@ static int many_main(int argc, char **argv)
 	}
 	/* parked on all of them: woken by any */
 	for (int round = 0; round < 20; round++) {
-		int k = (int)fastrandn(MANY);
+		int k = (int)trand(MANY);
 		atomic_store(&gslot, NULL);
 		gort_wg_add(&gwg, 1);
 		gort_go(many_selector, NULL);
@@ -677,7 +689,7 @@ static void close_race_selector(void *arg)
 
 static void closer(void *arg)
 {
-	for (uint32_t i = fastrandn(4); i > 0; i--)
+	for (uint32_t i = trand(4); i > 0; i--)
 		gort_yield();
 	gort_chan_close(arg);
 	gort_wg_done(&gwg);

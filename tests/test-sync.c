@@ -9,6 +9,18 @@
 #define SEC 1000000000LL
 #define MS 1000000LL
 
+/* A random number below n for test code, safe from any goroutine (the
+ * runtime's fastrand is per M: only for code that holds its M). */
+static inline uint32_t trand(uint32_t n)
+{
+	static _Atomic uint64_t seed = 0x2545f4914f6cdd1dULL;
+	uint64_t x = atomic_fetch_add(&seed, 0x9e3779b97f4a7c15ULL);
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	return (uint32_t)(((x >> 32) * n) >> 32);
+}
+
 static int run_child(int (*main_fn)(int, char **), char *out, size_t outsize)
 {
 	int pfd[2];
@@ -364,7 +376,7 @@ static _Atomic long wg_work;
 static void wg_worker(void *arg)
 {
 	gort_wg *w = arg;
-	gort_sleep((int64_t)fastrandn(2000) * 1000);
+	gort_sleep((int64_t)trand(2000) * 1000);
 	atomic_fetch_add(&wg_work, 1);
 	gort_wg_done(w);
 }
