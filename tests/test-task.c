@@ -375,7 +375,7 @@ END_TEST
 
 START_TEST(test_main_returns_while_accepting)
 {
-	long n = scaled(1000);
+	long n = scaled(10000);
 	char num[32];
 	snprintf(num, sizeof num, "%ld", n);
 	struct run r;
