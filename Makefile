@@ -75,7 +75,7 @@ TASK_EXAMPLES := $(patsubst examples/tasks/%.c,$(BUILD)/examples/%.so,$(wildcard
 DAEMON_FIXTURES := $(BUILD)/tests/fixtures/daemon_task.so $(BUILD)/tests/fixtures/daemon_plugin.so
 
 .PHONY: all deps check run bench asan tsan valgrind install clean check-x86 check-aarch64 fuzz check-fuzz
-all: deps $(LIB_SO) $(LIB_A) $(LIB_PC) $(EXAMPLES)
+all: deps $(LIB_SO) $(LIB_A) $(LIB_PC) $(EXAMPLES) $(GORTD) $(GORTCTL) $(TASK_EXAMPLES)
 
 deps:
 	@scripts/deps.sh
@@ -199,7 +199,7 @@ check-fuzz: $(FUZZER)
 		&& echo "PASS fuzz-wire                 15s  $$(grep -o 'Done [0-9]* runs' $(BUILD)/fuzz/check.log)" \
 		|| { echo "FAIL fuzz-wire"; tail -40 $(BUILD)/fuzz/check.log; exit 1; }
 
-check: all check-x86 check-aarch64
+check: all check-x86 check-fuzz check-aarch64
 
 check-x86: $(TESTS)
 	@scripts/run-tests.sh $(TESTS)
@@ -209,8 +209,7 @@ check-aarch64:
 	@scripts/check-aarch64.sh
 
 run: all
-	@echo "== $(BUILD)/examples/hello (a task run through the embedding API, gort_run)"
-	@$(BUILD)/examples/hello
+	@scripts/run.sh $(BUILD)
 
 bench: all $(BENCHES)
 	@scripts/bench.sh $(BUILD)/bin

@@ -179,15 +179,23 @@ static void on_sigint(int sig)
 /* Waits for the TaskExit of request id; on Ctrl-C asks the daemon to kill
  * the task (a second Ctrl-C leaves at once: the daemon kills an attached
  * task whose client hangs up). */
+/* Ctrl-C (and SIGTERM) from now on only writes to sigint_pipe: installed
+ * before a submit --wait sends anything, so that an interrupt arriving while
+ * the task starts is not lost (nor kills gortctl and leaves the task). */
+static void catch_interrupts(void)
+{
+	if (sigint_pipe[0] >= 0 || pipe2(sigint_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+		return;
+	struct sigaction sa = { .sa_handler = on_sigint };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
 static int wait_exit_interruptible(struct gortclient *c, uint64_t id, uint64_t task_id, bool attached,
 				   int *ret_code, char *status, size_t statuslen)
 {
-	if (pipe2(sigint_pipe, O_CLOEXEC | O_NONBLOCK) == 0) {
-		struct sigaction sa = { .sa_handler = on_sigint };
-		sigemptyset(&sa.sa_mask);
-		sigaction(SIGINT, &sa, NULL);
-		sigaction(SIGTERM, &sa, NULL);
-	}
+	catch_interrupts();
 	int interrupts = 0;
 	for (;;) {
 		struct pollfd p[2] = { { .fd = gortclient_fd(c), .events = POLLIN },
@@ -253,6 +261,7 @@ static int cmd_submit(int argc, char **argv)
 		return EXIT_DAEMON;
 	}
 	if (s.wait) {
+		catch_interrupts();
 		s.stdio = true;
 		s.stdio_fds[0] = STDIN_FILENO;
 		s.stdio_fds[1] = STDOUT_FILENO;

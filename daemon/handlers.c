@@ -518,7 +518,24 @@ static void handle_stats(struct conn *c, uint64_t id)
 	sm.goroutines = ss.goroutines;
 	sm.syscallthreads = ss.syscallthreads;
 
+	struct netpoll_stats ns;
+	netpoll_stats_read(&ns);
 	Gort__V1__SysmonStats ym = GORT__V1__SYSMON_STATS__INIT;
+	ym.io_polls = ns.stalereaps;
+	ym.io_completions = ns.completions;
+
+	Gort__V1__IoStats im = GORT__V1__IO_STATS__INIT;
+	im.mode = (char *)netpoll_mode_string(ns.mode);
+	im.fallback_ops = ns.fallback_ops;
+	im.submitted = ns.submitted;
+	im.enters = ns.enters;
+	im.completions = ns.completions;
+	im.fallbacks = ns.fallbacks;
+	im.fdwaits = ns.fdwaits;
+	im.cancels = ns.cancels;
+	im.resubmits = ns.resubmits;
+	im.stale_reaps = ns.stalereaps;
+	im.inflight = ns.inflight;
 
 	struct task_table tt;
 	int r = task_table_fill(&tt);
@@ -545,6 +562,7 @@ static void handle_stats(struct conn *c, uint64_t id)
 	Gort__V1__StatsReply sr = GORT__V1__STATS_REPLY__INIT;
 	sr.sched = &sm;
 	sr.sysmon = &ym;
+	sr.io = &im;
 	sr.daemon = &dm;
 	sr.n_tasks = tt.n;
 	sr.tasks = tt.ptrs;

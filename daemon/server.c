@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -110,6 +111,8 @@ static struct source src_listen = { SRC_LISTEN }, src_signal = { SRC_SIGNAL },
 		     src_waits = { SRC_WAITS }, src_tick = { SRC_TICK };
 static bool listen_paused;
 static int64_t listen_resume_at;
+static uint32_t max_conns = 1024; /* RLIMIT_NOFILE less a reserve (server_run) */
+static bool warned_full;
 
 static int64_t now_ns(void)
 {
@@ -603,9 +606,31 @@ void server_conn_free(struct conn *c)
 	conn_free(c);
 }
 
+/* Stops accepting for 100 ms: a pending connection we cannot take would keep
+ * the listener readable and the loop spinning. */
+static void listen_pause(void)
+{
+	struct epoll_event ev = { .events = 0, .data.ptr = &src_listen };
+	epoll_ctl(epfd, EPOLL_CTL_MOD, listen_fd, &ev);
+	listen_paused = true;
+	listen_resume_at = now_ns() + 100 * 1000000LL;
+	timer_arm(tick_fd, listen_resume_at);
+}
+
 static void listen_accept(void)
 {
 	for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
+		if (server_stats.connections >= max_conns) {
+			/* Keep fds for the tasks (memfds, their files): the
+			 * next clients wait in the listen backlog. */
+			if (!warned_full)
+				log_warning("%u clients connected, the most fds allow; not accepting for now",
+					    server_stats.connections);
+			warned_full = true;
+			listen_pause();
+			return;
+		}
+		warned_full = false;
 		int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EAGAIN || errno == EINTR)
@@ -613,14 +638,8 @@ static void listen_accept(void)
 			if (errno == ECONNABORTED || errno == EPROTO)
 				continue;
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-				/* The pending connection would keep the listener
-				 * readable: stop listening for a moment rather than spin. */
 				log_warning_errno(errno, "accept: %m; not accepting for 100 ms");
-				struct epoll_event ev = { .events = 0, .data.ptr = &src_listen };
-				epoll_ctl(epfd, EPOLL_CTL_MOD, listen_fd, &ev);
-				listen_paused = true;
-				listen_resume_at = now_ns() + 100 * 1000000LL;
-				timer_arm(tick_fd, listen_resume_at);
+				listen_pause();
 				return;
 			}
 			log_error_errno(errno, "accept: %m");
@@ -881,6 +900,9 @@ int server_run(int fd, const char *unlink_path, int ready_fd)
 {
 	listen_fd = fd;
 	server_stats.start_ns = now_ns();
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		max_conns = rl.rlim_cur > 512 + 64 ? (uint32_t)(rl.rlim_cur - 512) : 64;
 	int r = setup_fds();
 	if (r < 0)
 		goto out_close;

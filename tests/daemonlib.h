@@ -21,6 +21,15 @@
 #define DPLUGIN      BUILD_DIR "/tests/fixtures/daemon_plugin.so"
 #define FANOUT       BUILD_DIR "/examples/fanout.so"
 
+/* Time bounds stretch under the sanitizers: gortd is instrumented there too. */
+#if defined(__SANITIZE_THREAD__)
+#define SLOWDOWN 10
+#elif defined(__SANITIZE_ADDRESS__)
+#define SLOWDOWN 3
+#else
+#define SLOWDOWN 1
+#endif
+
 /* Generous: two slow shared cores, sanitizer builds. */
 #define DAEMON_START_NS (30 * 1000000000LL)
 #define DAEMON_STOP_NS  (60 * 1000000000LL)
