@@ -478,6 +478,7 @@ void plugin_release_task(int64_t task)
 
 GORT_EXPORT void *gort_plugin_sym(const char *plugin, const char *symbol)
 {
+	preemptcheck();
 	if (!plugin || !symbol) {
 		errno = EINVAL;
 		return NULL;

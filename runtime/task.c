@@ -542,6 +542,24 @@ static void task_output(struct task *t, int fd, const char *buf, size_t n)
 		ring_append(t, buf, n);
 }
 
+/* task_output for gort_printf and gort_eprintf: the write may block (a client's
+ * terminal, a full pipe), so a goroutine does it as a system call section,
+ * whose P sysmon hands to another M if it lasts. (Panics write without: no
+ * rescheduling may cut a panic's text.) */
+static void task_output_blocking(struct task *t, int fd, const char *buf, size_t n)
+{
+	struct g *gp = getg();
+	if (!gp || gp == gp->m->g0 || !gp->m->p || gp->m->locks) {
+		task_output(t, fd, buf, n);
+		return;
+	}
+	entersyscall();
+	write_all(fd, buf, n);
+	exitsyscall();
+	if (t && !t->life->pumped && !t->life->embedded)
+		ring_append(t, buf, n);
+}
+
 static int task_vprintf(int which, const char *fmt, va_list ap)
 {
 	struct task *t = curtask();
@@ -554,7 +572,7 @@ static int task_vprintf(int which, const char *fmt, va_list ap)
 	if (n < 0)
 		return n;
 	if ((size_t)n < sizeof small) {
-		task_output(t, fd, small, (size_t)n);
+		task_output_blocking(t, fd, small, (size_t)n);
 		return n;
 	}
 	char *big = malloc((size_t)n + 1);
@@ -563,13 +581,14 @@ static int task_vprintf(int which, const char *fmt, va_list ap)
 		return -1;
 	}
 	vsnprintf(big, (size_t)n + 1, fmt, ap);
-	task_output(t, fd, big, (size_t)n);
+	task_output_blocking(t, fd, big, (size_t)n);
 	free(big);
 	return n;
 }
 
 GORT_EXPORT int gort_printf(const char *fmt, ...)
 {
+	preemptcheck();
 	va_list ap;
 	va_start(ap, fmt);
 	int r = task_vprintf(1, fmt, ap);
@@ -579,6 +598,7 @@ GORT_EXPORT int gort_printf(const char *fmt, ...)
 
 GORT_EXPORT int gort_eprintf(const char *fmt, ...)
 {
+	preemptcheck();
 	va_list ap;
 	va_start(ap, fmt);
 	int r = task_vprintf(2, fmt, ap);
