@@ -911,33 +911,62 @@ static void done_dec(struct task *t)
 	wake_waiters(l);
 }
 
+#define REAP_BATCH 256
+
+/* The goroutines of a task that are running or in io, collected under
+ * allglock and acted on after it (preemptM and io_cancel_g take locks); at
+ * most REAP_BATCH a round, the rest in the reaper's next rounds. */
 struct reap_scan {
 	struct task *t;
-	int64_t running;
+	int n;
+	struct g *g[REAP_BATCH];
+	struct m *m[REAP_BATCH];   /* the M it ran on, NULL for io */
 };
 
-/* Marks the task's running goroutines for preemption, and cancels the io its
- * parked ones wait for. The fields are read racily, as stats.c's listing reads
- * them (a G may change state under us): a stale read costs one useless
- * signal, and io_cancel_g checks under the io's own lock that gp still waits. */
+/* The fields are read racily, as stats.c's listing reads them (a G may change
+ * state under us): a stale read costs one useless signal (the handler sees no
+ * request on the G it interrupts), and io_cancel_g pins the G's io wait before
+ * touching it. A G reused by another task between this read and io_cancel_g
+ * would see its io cancelled (ECANCELED): the window is a few instructions. */
 #define RACY(x) (*(const volatile __typeof__(x) *)&(x))
 __attribute__((no_sanitize("thread"))) static void reap_one(struct g *gp, void *arg)
 {
 	struct reap_scan *s = arg;
-	if (RACY(gp->task) != s->t)
+	if (RACY(gp->task) != s->t || s->n == REAP_BATCH)
 		return;
 	uint32_t st = readgstatus(gp);
 	if (st == G_RUNNING || st == G_SYSCALL) {
-		atomic_store_explicit(&gp->preempt, true, memory_order_relaxed);
-		struct m *mp = RACY(gp->m);
-		if (mp)
-			preemptM(mp);
-		s->running++;
+		s->g[s->n] = gp;
+		s->m[s->n++] = RACY(gp->m);
 	} else if (st == G_WAITING) {
 		uint8_t why = RACY(gp->waitreason);
-		if (why == WAIT_IO_READ || why == WAIT_IO_WRITE || why == WAIT_IO || why == WAIT_POLL)
-			io_cancel_g(gp);
+		if (why == WAIT_IO_READ || why == WAIT_IO_WRITE || why == WAIT_IO || why == WAIT_POLL) {
+			s->g[s->n] = gp;
+			s->m[s->n++] = NULL;
+		}
 	}
+}
+
+/* Asks t's running goroutines to stop (the flag, and the preemption signal for
+ * code that never calls the runtime) and cancels the io its parked ones wait
+ * for. */
+static void reap_running(struct task *t)
+{
+	struct reap_scan *s = malloc(sizeof(*s));
+	if (!s)
+		return; /* next round */
+	s->t = t;
+	s->n = 0;
+	forEachG(reap_one, s);
+	for (int i = 0; i < s->n; i++) {
+		if (s->m[i]) {
+			atomic_store_explicit(&s->g[i]->preempt, true, memory_order_relaxed);
+			preemptM(s->m[i]);
+		} else {
+			io_cancel_g(s->g[i]);
+		}
+	}
+	free(s);
 }
 
 /* The reaper: from a goroutine outside any task, once t->exited can be set.
@@ -958,8 +987,7 @@ static void task_reap(struct task *t)
 		timers_cancel_task(t, &q);
 		if (q.head)
 			injectglist(&q);
-		struct reap_scan s = { .t = t };
-		forEachG(reap_one, &s);
+		reap_running(t);
 		if (task_alive(t) == 0)
 			break;
 		gort_sleep(backoff);
