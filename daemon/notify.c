@@ -56,23 +56,9 @@ int64_t notify_init(void)
 
 static int status_line(char *buf, size_t n)
 {
-	struct task **v = NULL;
-	size_t nt = 0;
-	int64_t goroutines = 0;
-	unsigned running = 0;
-	if (task_list(&v, &nt) >= 0) {
-		for (size_t i = 0; i < nt; i++) {
-			struct task_info info;
-			task_get_info(v[i], &info);
-			if (info.status == TASK_RUNNING) {
-				running++;
-				goroutines += info.goroutines;
-			}
-		}
-		task_list_free(v, nt);
-	}
-	return snprintf(buf, n, "STATUS=tasks: %u running, goroutines: %lld, procs: %d, clients: %u", running,
-			(long long)goroutines, gomaxprocs, server_stats.connections);
+	return snprintf(buf, n, "STATUS=tasks: %lld running, goroutines: %lld, procs: %d, clients: %u",
+			(long long)task_running_count(), (long long)task_goroutines_total(), gomaxprocs,
+			server_stats.connections);
 }
 
 void notify_ready(void)
