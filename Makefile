@@ -88,6 +88,26 @@ $(OBJ)/%.o: %.S
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
 
+# The runtime's code (runtime/ and arch/) is moved from .text into its own
+# section, gort_text, right after compiling, so that the preemption signal
+# handler can tell runtime code from program code even when both are linked
+# into one executable (tests, libgort.a users): the linker bounds the section
+# with __start_gort_text/__stop_gort_text (runtime/preempt.c).
+ifeq ($(origin OBJCOPY),undefined)
+OBJCOPY := $(shell $(CC) -print-prog-name=objcopy)
+endif
+GORT_TEXT := $(foreach s,.text .text.unlikely .text.hot .text.startup .text.exit,--rename-section $(s)=gort_text)
+
+$(OBJ)/runtime/%.o: runtime/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
+	$(OBJCOPY) $(GORT_TEXT) $@
+
+$(OBJ)/arch/%.o: arch/%.S
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
+	$(OBJCOPY) $(GORT_TEXT) $@
+
 $(LIB_SO): $(RUNTIME_OBJS) runtime/libgort.map
 	@mkdir -p $(@D)
 	$(CC) -shared -o $@ $(RUNTIME_OBJS) -Wl,--version-script=runtime/libgort.map \

@@ -166,6 +166,94 @@ goexit:
 	.cfi_endproc
 	.size	goexit, .-goexit
 
+/* asyncPreempt: asynchronous preemption (Go's asyncPreempt). The preemption
+ * signal handler (runtime/preempt.c) found the goroutine at a safe point and
+ * rewrote the signal context so that it resumes here with sp = interrupted sp - 16
+ * holding the interrupted pc and PSTATE (NZCV among it); every register is
+ * otherwise as interrupted, lr included (unlike Go, which may clobber its
+ * reserved R27 and so pushes lr instead). The way back is the problem: a branch
+ * to an arbitrary pc needs its target in a register, and at an arbitrary pc no
+ * register is free. So the state is saved as a kernel signal frame -- x0-x30, sp,
+ * pc, PSTATE, and an fpsimd record with FPSR, FPCR and q0-q31 -- asyncPreempt2
+ * gives the P away (mcall) and, once the goroutine runs again on some M, fills in
+ * that M's signal mask and alternate stack, and rt_sigreturn restores all of it
+ * at once, pc and sp included. */
+	.globl	asyncPreempt
+	.hidden	asyncPreempt
+	.type	asyncPreempt, %function
+	.p2align 4
+asyncPreempt:
+	.cfi_startproc
+	.cfi_signal_frame			/* the return address is an exact pc */
+	.cfi_def_cfa sp, 16			/* CFA: the interrupted sp */
+	.cfi_offset x30, -16			/* the interrupted pc, for unwinders */
+	hint	#38				/* bti jc: entered with any PSTATE.BTYPE */
+	sub	sp, sp, #(SF_SIZE & 0xfff)
+	.cfi_adjust_cfa_offset (SF_SIZE & 0xfff)
+	sub	sp, sp, #(SF_SIZE >> 12), lsl #12
+	.cfi_adjust_cfa_offset (SF_SIZE & ~0xfff)
+	stp	x0, x1, [sp, #SF_REGS]
+	add	x0, sp, #SF_REGS
+	stp	x2, x3, [x0, #16]
+	stp	x4, x5, [x0, #32]
+	stp	x6, x7, [x0, #48]
+	stp	x8, x9, [x0, #64]
+	stp	x10, x11, [x0, #80]
+	stp	x12, x13, [x0, #96]
+	stp	x14, x15, [x0, #112]
+	stp	x16, x17, [x0, #128]
+	stp	x18, x19, [x0, #144]
+	stp	x20, x21, [x0, #160]
+	stp	x22, x23, [x0, #176]
+	stp	x24, x25, [x0, #192]
+	stp	x26, x27, [x0, #208]
+	stp	x28, x29, [x0, #224]
+	.cfi_offset x29, SF_REGS + 232 - SF_SIZE - 16
+	/* sp, pc and PSTATE: the handler's two words sit right above the frame */
+	add	x1, sp, #(SF_SIZE & 0xfff)
+	add	x1, x1, #(SF_SIZE >> 12), lsl #12
+	ldp	x2, x3, [x1], #16		/* x2 = pc, x3 = pstate; x1 = the interrupted sp */
+	stp	x30, x1, [x0, #240]		/* regs[30], sp */
+	stp	x2, x3, [x0, #256]		/* pc, pstate */
+	/* the fpsimd record, then the empty record that ends the list */
+	add	x0, sp, #SF_FPSIMD
+	movz	w1, #0x8001
+	movk	w1, #0x4650, lsl #16		/* FPSIMD_MAGIC */
+	mov	w2, #FPSIMD_SIZE
+	stp	w1, w2, [x0]
+	mrs	x1, fpsr
+	mrs	x2, fpcr
+	stp	w1, w2, [x0, #8]
+	add	x1, x0, #16
+	stp	q0, q1, [x1, #0]
+	stp	q2, q3, [x1, #32]
+	stp	q4, q5, [x1, #64]
+	stp	q6, q7, [x1, #96]
+	stp	q8, q9, [x1, #128]
+	stp	q10, q11, [x1, #160]
+	stp	q12, q13, [x1, #192]
+	stp	q14, q15, [x1, #224]
+	stp	q16, q17, [x1, #256]
+	stp	q18, q19, [x1, #288]
+	stp	q20, q21, [x1, #320]
+	stp	q22, q23, [x1, #352]
+	stp	q24, q25, [x1, #384]
+	stp	q26, q27, [x1, #416]
+	stp	q28, q29, [x1, #448]
+	stp	q30, q31, [x1, #480]
+	str	xzr, [x0, #FPSIMD_SIZE]		/* magic 0, size 0 */
+	mov	x0, sp
+	bl	asyncPreempt2
+	mov	x8, #139			/* __NR_rt_sigreturn: restores the frame at sp */
+	svc	#0
+	brk	#0				/* rt_sigreturn does not return here */
+	.cfi_endproc
+	.size	asyncPreempt, .-asyncPreempt
+
+/* asyncPreempt2 is runtime/preempt.c's; weak so that arch/ also links without the
+ * runtime (tests/arch-selftest.c), where nothing reaches asyncPreempt. */
+	.weak	asyncPreempt2
+
 #if defined(__ARM_FEATURE_BTI_DEFAULT) || defined(__ARM_FEATURE_PAC_DEFAULT)
 /* Tell the linker this object is BTI/PAC-compatible, or it drops the marking for the
  * whole binary. GNU_PROPERTY_AARCH64_FEATURE_1_AND: bit 0 BTI, bit 1 PAC. */

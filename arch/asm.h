@@ -23,6 +23,12 @@
 #define CTX_FP     18 /* x29 */
 #define CTX_PC     19 /* x30 */
 #define CTX_FPCR   20
+/* asyncPreempt's frame is a struct rt_sigframe (siginfo_t, then ucontext_t) in the
+ * kernel's layout, for rt_sigreturn to restore from (runtime/preempt.c pins it). */
+#define SF_SIZE     4688
+#define SF_REGS     312 /* uc.uc_mcontext.regs[0]; regs[30], sp, pc, pstate follow */
+#define SF_FPSIMD   592 /* uc.uc_mcontext.__reserved: the fpsimd_context record */
+#define FPSIMD_SIZE 528
 #else
 #error "gort supports x86_64 and aarch64"
 #endif
@@ -38,5 +44,8 @@ void mcall(void (*fn)(struct g *gp));
  * the entry function, whose return address is goexit's call to goexit1. */
 void goentry(void);
 void goexit(void);
+/* Asynchronous preemption's trampoline: see arch/. Only ever entered through a
+ * signal context the preemption handler rewrote. */
+void asyncPreempt(void);
 #endif
 #endif

@@ -121,4 +121,135 @@ goexit:
 	.cfi_endproc
 	.size	goexit, .-goexit
 
+/* asyncPreempt: asynchronous preemption (Go's asyncPreempt). The preemption
+ * signal handler (runtime/preempt.c) found the goroutine at a safe point and
+ * rewrote the signal context so that it resumes here as if it had called us:
+ * rsp = interrupted rsp - 136, the interrupted pc at (%rsp), and the 128-byte red
+ * zone the interrupted code may still be using left alone in between. Unlike a
+ * call, nothing here may be assumed dead: rflags, all 15 general registers and
+ * the x87/SSE/AVX/AVX-512 state (xsave with the mask and area size preempt_init
+ * got from cpuid; fxsave on CPUs without xsave) go on the goroutine's stack.
+ * asyncPreempt2 then gives the P away (mcall); when the goroutine is scheduled
+ * again, on whichever M, it returns here, everything is restored, and
+ * `ret $128` pops the interrupted pc and then the red-zone gap, so the
+ * interrupted code continues with every register as it left it. */
+.macro	SAVEREG r
+	pushq	%\r
+	.cfi_adjust_cfa_offset 8
+	.cfi_rel_offset \r, 0
+.endm
+.macro	RESTOREREG r
+	popq	%\r
+	.cfi_adjust_cfa_offset -8
+	.cfi_restore \r
+.endm
+
+	.globl	asyncPreempt
+	.hidden	asyncPreempt
+	.type	asyncPreempt, @function
+	.p2align 4
+asyncPreempt:
+	.cfi_startproc
+	.cfi_signal_frame			/* the return address is an exact pc */
+	.cfi_val_offset rsp, 128		/* the caller's rsp: past the red zone */
+	pushfq
+	.cfi_adjust_cfa_offset 8
+	SAVEREG	rax
+	SAVEREG	rbx
+	SAVEREG	rcx
+	SAVEREG	rdx
+	SAVEREG	rsi
+	SAVEREG	rdi
+	SAVEREG	rbp
+	SAVEREG	r8
+	SAVEREG	r9
+	SAVEREG	r10
+	SAVEREG	r11
+	SAVEREG	r12
+	SAVEREG	r13
+	SAVEREG	r14
+	SAVEREG	r15
+	movq	%rsp, %rbp
+	.cfi_def_cfa_register rbp
+	cld					/* the C ABI wants DF clear */
+	subq	preempt_xsave_size(%rip), %rsp
+	andq	$-64, %rsp
+	movq	preempt_xsave_mask(%rip), %rax
+	testq	%rax, %rax
+	jz	1f
+	/* XSAVE writes only XSTATE_BV of the 64-byte header at 512, and XRSTOR
+	 * faults on a nonzero XCOMP_BV or reserved byte: zero the header first. */
+	xorl	%ecx, %ecx
+	movq	%rcx, 512(%rsp)
+	movq	%rcx, 520(%rsp)
+	movq	%rcx, 528(%rsp)
+	movq	%rcx, 536(%rsp)
+	movq	%rcx, 544(%rsp)
+	movq	%rcx, 552(%rsp)
+	movq	%rcx, 560(%rsp)
+	movq	%rcx, 568(%rsp)
+	movq	%rax, %rdx
+	shrq	$32, %rdx
+	xsave64	(%rsp)
+	testb	$4, %al				/* AVX state saved: no dirty upper halves in C */
+	jz	2f
+	vzeroupper
+	jmp	2f
+1:	fxsave64 (%rsp)
+2:	fninit					/* the C ABI wants the x87 stack empty */
+	movq	%rbp, %rdi			/* the saved registers (asyncPreempt2's frame) */
+	call	asyncPreempt2
+	movq	preempt_xsave_mask(%rip), %rax
+	testq	%rax, %rax
+	jz	3f
+	movq	%rax, %rdx
+	shrq	$32, %rdx
+	xrstor64 (%rsp)
+	jmp	4f
+3:	fxrstor64 (%rsp)
+4:	movq	%rbp, %rsp
+	.cfi_def_cfa_register rsp
+	RESTOREREG r15
+	RESTOREREG r14
+	RESTOREREG r13
+	RESTOREREG r12
+	RESTOREREG r11
+	RESTOREREG r10
+	RESTOREREG r9
+	RESTOREREG r8
+	RESTOREREG rbp
+	RESTOREREG rdi
+	RESTOREREG rsi
+	RESTOREREG rdx
+	RESTOREREG rcx
+	RESTOREREG rbx
+	RESTOREREG rax
+	popfq
+	.cfi_adjust_cfa_offset -8
+	ret	$128
+	.cfi_endproc
+	.size	asyncPreempt, .-asyncPreempt
+
+/* asyncPreempt2 is runtime/preempt.c's; weak so that arch/ also links without the
+ * runtime (tests/arch-selftest.c), where nothing reaches asyncPreempt. */
+	.weak	asyncPreempt2
+
+/* How asyncPreempt saves the extended state, set once by preempt_init from
+ * cpuid: the XSAVE requested-feature bitmap (0: no xsave, use fxsave) and the
+ * bytes to reserve for the area (plus up to 63 for its alignment). */
+	.data
+	.p2align 3
+	.globl	preempt_xsave_mask
+	.hidden	preempt_xsave_mask
+	.type	preempt_xsave_mask, @object
+preempt_xsave_mask:
+	.quad	0
+	.size	preempt_xsave_mask, 8
+	.globl	preempt_xsave_size
+	.hidden	preempt_xsave_size
+	.type	preempt_xsave_size, @object
+preempt_xsave_size:
+	.quad	512
+	.size	preempt_xsave_size, 8
+
 	.section .note.GNU-stack, "", @progbits

@@ -105,11 +105,8 @@ static struct g *allgs;      /* every G ever allocated, through alllink */
 static int64_t allglen;
 static _Atomic bool started;
 
-_Noreturn static void schedule(void);
 static struct g *findrunnable(bool *ret_inherit);
-static void stopm(void);
 static void startm(struct p *pp, bool spinning);
-static void handoffp(struct p *pp);
 _Noreturn static void mexit(struct m *mp);
 
 /* ---- errors ---- */
@@ -210,7 +207,7 @@ static void stack_overflow(struct g *gp)
 }
 
 /* Every switch away from a user G passes here, on g0. */
-static inline void switched_to_g0(struct g *gp)
+inline void switched_to_g0(struct g *gp)
 {
 	fiber_switched(gp->m->g0);
 	if (unlikely(!stack_canary_ok(gp)))
@@ -359,7 +356,8 @@ static struct g *gfget_sized(struct p *pp, size_t size)
 
 /* ---- run queues ---- */
 
-static inline bool runqempty(struct p *pp)
+/* runqempty: whether pp has no runnable G (ring and runnext). Any thread. */
+inline bool runqempty(struct p *pp)
 {
 	/* runnext first: a G moving from runnext to the ring is never invisible */
 	for (;;) {
@@ -386,7 +384,7 @@ static void globrunqputbatch(struct gqueue *q)
 	*q = (struct gqueue){ 0 };
 }
 
-static void globrunqput(struct g *gp)
+void globrunqput(struct g *gp)
 {
 	/* caller holds sched.lock */
 	gqueue_push(&sched.runq, gp);
@@ -549,7 +547,7 @@ static void pidleput(struct p *pp)
 	atomic_fetch_add(&sched.npidle, 1);
 }
 
-static struct p *pidleget(void)
+struct p *pidleget(void)
 {
 	/* caller holds sched.lock */
 	struct p *pp = sched.pidle;
@@ -579,7 +577,7 @@ static struct m *mget(void)
 	return mp;
 }
 
-static void acquirep(struct p *pp)
+void acquirep(struct p *pp)
 {
 	struct m *mp = getg()->m;
 	if (mp->p || pp->m)
@@ -730,7 +728,7 @@ static void checkdead(void)
 }
 
 /* stopm: park this M until startm hands it a P. */
-static void stopm(void)
+void stopm(void)
 {
 	struct m *mp = getg()->m;
 	if (mp->locks)
@@ -797,37 +795,38 @@ static void startm(struct p *pp, bool spinning)
 }
 
 /* handoffp: pp's M is going away (syscall, locked G, exit); give pp to whoever
- * can use it, or to the idle list. */
-static void handoffp(struct p *pp)
+ * can use it (true), or to the idle list (false). */
+bool handoffp(struct p *pp)
 {
 	netpoll_flush(pp); /* its queued io requests must not wait for its next owner */
 	if (!runqempty(pp) || atomic_load(&sched.runqsize) != 0) {
 		startm(pp, false);
-		return;
+		return true;
 	}
 	int32_t zero = 0;
 	if (atomic_load(&sched.nmspinning) + atomic_load(&sched.npidle) == 0 &&
 	    atomic_compare_exchange_strong(&sched.nmspinning, &zero, 1)) {
 		startm(pp, true);
-		return;
+		return true;
 	}
 	lock(&sched.lock);
 	if (atomic_load(&sched.runqsize) != 0) {
 		unlock(&sched.lock);
 		startm(pp, false);
-		return;
+		return true;
 	}
 	/* the last running P with nobody waiting in netpoll: someone must watch timers */
 	if (atomic_load(&sched.npidle) == gomaxprocs - 1 && atomic_load(&sched.lastpoll) != 0) {
 		unlock(&sched.lock);
 		startm(pp, false);
-		return;
+		return true;
 	}
 	int64_t when = atomic_load(&pp->timer0when);
 	pidleput(pp);
 	unlock(&sched.lock);
 	if (when != 0)
 		wakenetpoller(when);
+	return false;
 }
 
 /* wakep: start a spinning M if there is an idle P and nobody is spinning. The
@@ -877,7 +876,7 @@ static void incidlelocked(int32_t v)
 	unlock(&sched.lock);
 }
 
-static void stoplockedm(void)
+void stoplockedm(void)
 {
 	struct m *mp = getg()->m;
 	if (!mp->lockedg || mp->lockedg->lockedm != mp)
@@ -915,7 +914,7 @@ static void startlockedm(struct g *gp)
 
 /* ---- scheduling ---- */
 
-static void dropg(void)
+void dropg(void)
 {
 	struct m *mp = getg()->m;
 	mp->curg->m = NULL;
@@ -941,7 +940,7 @@ static void gdiscard(struct g *gp)
 	gostartcall(gp, gdiscarded, NULL);
 }
 
-_Noreturn static void execute(struct g *gp, bool inherit)
+_Noreturn void execute(struct g *gp, bool inherit)
 {
 	struct m *mp = getg()->m;
 	struct task *t = gp->task;
@@ -1144,7 +1143,7 @@ top:
 	goto top;
 }
 
-_Noreturn static void schedule(void)
+_Noreturn void schedule(void)
 {
 	struct m *mp = getg()->m;
 	if (mp->locks)
@@ -1464,13 +1463,13 @@ int runtime_start(int procs, size_t stacksize)
 }
 
 /* runtime_stop: stops every M (goroutines still running get to their next
- * scheduling point; the rest are dropped) and frees the runtime. From a thread
- * that is not an M. */
+ * scheduling point, which sysmon forces at once by preemption; the rest are
+ * dropped) and frees the runtime. From a thread that is not an M. A goroutine
+ * blocked in a system call section keeps its M until the call returns. */
 void runtime_stop(void)
 {
 	if (!atomic_load(&started))
 		return;
-	sysmon_stop();
 	lock(&sched.lock);
 	atomic_store(&sched.stopping, true);
 	noteclear(&sched.mexitnote);
@@ -1487,6 +1486,10 @@ void runtime_stop(void)
 	netpoll_break();
 	if (!none)
 		notesleep(&sched.mexitnote);
+	/* Only now: until every M has left, sysmon preempts the goroutines still
+	 * running (a loop without calls gets no scheduling point otherwise), and
+	 * nothing it looks at may be freed under it. */
+	sysmon_stop();
 	for (struct m *mp = sched.allm, *next; mp; mp = next) {
 		next = mp->alllink;
 		pthread_join((pthread_t)mp->thread, NULL);
@@ -1517,6 +1520,7 @@ void runtime_stop(void)
 
 GORT_EXPORT int64_t gort_go(gort_fn fn, void *arg)
 {
+	preemptcheck();
 	struct g *gp = getg();
 	if (!gp || gp == gp->m->g0 || !fn) {
 		errno = !fn ? EINVAL : EPERM;
@@ -1566,17 +1570,20 @@ GORT_EXPORT _Noreturn void gort_exit(void)
 
 GORT_EXPORT int64_t gort_id(void)
 {
+	preemptcheck();
 	struct g *gp = getg();
 	return gp && gp != gp->m->g0 ? gp->goid : 0;
 }
 
 GORT_EXPORT int gort_procs(void)
 {
+	preemptcheck();
 	return gomaxprocs;
 }
 
 GORT_EXPORT void gort_lock_os_thread(void)
 {
+	preemptcheck();
 	struct g *gp = getg();
 	if (!gp || gp == gp->m->g0)
 		return;
@@ -1589,6 +1596,7 @@ GORT_EXPORT void gort_lock_os_thread(void)
 
 GORT_EXPORT void gort_unlock_os_thread(void)
 {
+	preemptcheck();
 	struct g *gp = getg();
 	if (!gp || gp == gp->m->g0)
 		return;
@@ -1603,6 +1611,7 @@ GORT_EXPORT void gort_unlock_os_thread(void)
 
 GORT_EXPORT int64_t gort_now(void)
 {
+	preemptcheck();
 	return nanotime();
 }
 

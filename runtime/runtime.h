@@ -168,6 +168,7 @@ struct p {
 	_Atomic uint32_t status;
 	struct p *link;              /* idle P list */
 	uint32_t schedtick;          /* incremented on every scheduler call */
+	_Atomic uint32_t sysmontick; /* schedtick as execute() last published it for sysmon */
 	_Atomic uint32_t syscalltick;/* incremented on every system call */
 	struct m *m;                 /* back-link to the M (NULL if idle) */
 	uint64_t goidcache, goidcacheend;
@@ -286,6 +287,74 @@ void acquirem_locks(void);
 static inline struct m *acquirem(void) { struct m *mp = getg()->m; mp->locks++; return mp; }
 static inline void releasem(struct m *mp) { mp->locks--; }
 
+/* Scheduler internals that sysmon.c, preempt.c and syscall.c share with proc.c
+ * (Go keeps them in one package); each is documented at its definition. */
+_Noreturn void schedule(void);
+_Noreturn void execute(struct g *gp, bool inherit);
+void dropg(void);
+void switched_to_g0(struct g *gp);
+void globrunqput(struct g *gp);      /* caller holds sched.lock */
+struct p *pidleget(void);            /* caller holds sched.lock */
+void acquirep(struct p *pp);
+bool runqempty(struct p *pp);
+void stopm(void);
+void stoplockedm(void);
+/* handoffp: true if it gave pp to an M to run (work was waiting), false if pp
+ * went to the idle list */
+bool handoffp(struct p *pp);
+
+/* ---- preemption (preempt.c) ----
+ * The signal sysmon sends to the M of a G that ignored its preemption flag:
+ * SIGURG, as Go (unused by programs in practice, ignored by default, and
+ * harmless when it arrives late). Under ThreadSanitizer, SIGTRAP: TSan runs the
+ * handler of a signal it deems asynchronous only later, at its next interceptor
+ * and on a copy of the context, so it could neither stop a loop nor redirect the
+ * thread; synchronous ones (SIGTRAP) reach the handler at once. */
+#if defined(__SANITIZE_THREAD__)
+#define SIGPREEMPT SIGTRAP
+#else
+#define SIGPREEMPT SIGURG
+#endif
+void preempt_init(void);
+void preempt_fini(void);
+/* preemptM: sends the preemption signal to mp's thread. Any thread. */
+void preemptM(struct m *mp);
+/* gopreempt: the calling G gives up its P at once if sysmon flagged it and it
+ * may be preempted here (a G with a P, holding no runtime lock, not in a system
+ * call section); it resumes later, on any P. */
+void gopreempt(void);
+/* preemptcheck: the cooperative preemption point of the public gort_* entry
+ * points (and of any runtime entry that does not otherwise schedule): one load
+ * and a branch unless sysmon asked the calling goroutine to yield. */
+static inline void preemptcheck(void)
+{
+	struct g *gp = getg();
+	if (unlikely(gp && atomic_load_explicit(&gp->preempt, memory_order_relaxed)))
+		gopreempt();
+}
+/* The code asynchronous preemption may stop in besides the main program's (when
+ * it is dynamically linked): task modules. preempt_code_add: [lo, hi) is such
+ * code; 0, -EINVAL (empty range), -ENOSPC (64 ranges at most).
+ * preempt_code_remove: forgets the range added with exactly these bounds; 0 or
+ * -ENOENT. preempt_code_add_object: adds the executable segments of the loaded
+ * object (dlopen'ed module, or the main program) that contains addr; 0,
+ * -ENOENT (no object there), -ENOSPC. preempt_code_remove_object undoes it.
+ * Any thread. */
+int preempt_code_add(uintptr_t lo, uintptr_t hi);
+int preempt_code_remove(uintptr_t lo, uintptr_t hi);
+int preempt_code_add_object(const void *addr);
+int preempt_code_remove_object(const void *addr);
+int preempt_recent_pcs(uint64_t since, uintptr_t *out, int max, uint64_t *ret_seq);
+
+/* ---- system calls (syscall.c): Go's entersyscall/exitsyscall ----
+ * entersyscall: the calling G is about to block in the kernel: its P stays
+ * attached but sysmon may hand it to another M (retake) while the call lasts.
+ * exitsyscall: back; reacquires the old P if still free, else any idle P, else
+ * queues the G on the global queue and parks the M. From a goroutine, in pairs,
+ * calling nothing of the runtime in between. */
+void entersyscall(void);
+void exitsyscall(void);
+
 static inline void gqueue_push(struct gqueue *q, struct g *gp)
 {
 	gp->schedlink = NULL;
@@ -396,7 +465,9 @@ void task_own(struct task *t, struct task_obj *o, void (*free_fn)(struct task_ob
 void task_disown(struct task *t, struct task_obj *o);
 void task_free_objs(struct task *t);
 
-/* ---- signal.c: per-M signal stacks and fault handlers ---- */
+/* ---- signal.c: per-M signal stacks and fault handlers ----
+ * signals_init also installs the preemption handler (preempt_init), minit
+ * unblocks SIGPREEMPT on every M. */
 void signals_init(void);
 void signals_fini(void);
 void minit(struct m *mp);

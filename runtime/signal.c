@@ -71,10 +71,12 @@ void signals_init(void)
 	sigfillset(&sa.sa_mask);
 	for (size_t i = 0; i < ARRAY_SIZE(fault_signals); i++)
 		sigaction(fault_signals[i], &sa, &old_actions[i]);
+	preempt_init();
 }
 
 void signals_fini(void)
 {
+	preempt_fini();
 	for (size_t i = 0; i < ARRAY_SIZE(fault_signals); i++)
 		sigaction(fault_signals[i], &old_actions[i], NULL);
 }
@@ -97,6 +99,7 @@ void minit(struct m *mp)
 	sigaddset(&set, SIGFPE);
 	sigaddset(&set, SIGILL);
 	sigaddset(&set, SIGABRT);
+	sigaddset(&set, SIGPREEMPT);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 }
 

@@ -1,0 +1,517 @@
+/* runtime/preempt.c: preemption: the cooperative flag's slow path, the preemption signal, its safe-point rules, asyncPreempt2. */
+
+/*
+ * Preemption
+ * ==========
+ *
+ * sysmon (sysmon.c) notices a goroutine that has run for forcePreemptNS (10 ms)
+ * on one schedtick and asks it to stop, in two steps, as Go does:
+ *
+ * Cooperative. It sets g->preempt. Every public gort_* entry point starts with
+ * preemptcheck(): a load and a branch; when the flag is set, gopreempt() gives
+ * the P away (gopreempt_m: the G goes to the global run queue, runnable on any P,
+ * as Go's gopreempt_m) unless the G may not stop there (it holds a runtime lock,
+ * or is between gort_syscall_enter and gort_syscall_exit). execute() clears the
+ * flag when the G starts its next slice.
+ *
+ * Asynchronous. A goroutine that ignores the flag for a while (a loop that never
+ * calls the runtime) gets SIGPREEMPT (SIGURG) on its M's thread (tgkill). The
+ * handler, doSigPreempt, runs on the M's signal stack and decides whether the
+ * interrupted instruction is an asynchronous safe point:
+ *   - the thread runs its M's current goroutine (not g0: the scheduler), which
+ *     still has the flag set (else the request is stale: it yielded already);
+ *   - the G is G_RUNNING with a P (not in a system call section) and its M holds
+ *     no runtime lock (m->locks): runtime state may be half updated otherwise;
+ *   - the pc is in program code: in the main program (when it is dynamically
+ *     linked) or in a registered task module, and not in the runtime's own code.
+ *     Not in libc or any other shared library: libc holds locks (malloc, stdio)
+ *     and per-thread state that another goroutine on the same thread would
+ *     trample, or that would deadlock a single P; and not in the runtime, whose
+ *     code assumes it is not interrupted by itself;
+ *   - there is stack for the saved state below the interrupted sp.
+ * Anywhere else it counts a deferred preemption and returns; sysmon signals
+ * again on a later round (the retry interval doubles while it fails). At a safe
+ * point it makes the interrupted code "call" asyncPreempt (arch/): it rewrites
+ * the signal context so that the thread returns from the handler into the
+ * trampoline on the goroutine's own stack, with the interrupted pc pushed where
+ * the trampoline finds it. The trampoline saves every register -- general,
+ * flags, and the whole x87/SSE/AVX/AVX-512 state with xsave on x86_64; x0-x30,
+ * NZCV, FPSR/FPCR and q0-q31 on aarch64 -- and calls asyncPreempt2 (here), which
+ * switches to g0 (mcall) into gopreempt_m like the cooperative path. When the G
+ * is scheduled again, on whichever M, asyncPreempt2 returns, the trampoline
+ * restores everything and the interrupted code continues. The handler itself
+ * only reads the M and G and writes the context and two words of stack: all of
+ * it async-signal-safe.
+ *
+ * Telling runtime code from program code. When the runtime is libgort.so, its
+ * code is that object's. But tests link the runtime's objects into the
+ * executable, and libgort.a users do the same, so the Makefile moves the
+ * runtime's code (runtime/ and arch/) from .text into its own section,
+ * gort_text, right after compiling (objcopy --rename-section), and the linker
+ * bounds it with __start_gort_text/__stop_gort_text wherever it ends up. A
+ * section attribute on every function would do the same but needs every
+ * runtime file to remember it; the rename cannot be forgotten.
+ *
+ * The program's code: at init, the executable segments of the main program,
+ * if it is dynamically linked. A statically linked program carries libc inside
+ * its own text, indistinguishable from the program's, so it is not registered:
+ * such a program gets cooperative preemption only, unless it registers its own
+ * code with preempt_code_add (tests do, so that they work either way). Task
+ * modules are registered by whoever loads them (preempt_code_add_object).
+ *
+ * Caveats. A goroutine may resume on another thread after any instruction of
+ * program code, not only after a runtime call: code that keeps the address of a
+ * __thread variable (errno's, through a cached __errno_location) in a register
+ * across long computations sees the old thread's copy -- the same caveat as for
+ * gort_* calls, at a finer grain. AMX tile data is not saved (2 KiB of state
+ * times every goroutine): a goroutine with tiles in use is never stopped
+ * asynchronously. SVE state beyond the low 128 bits of each vector is not saved,
+ * as a system call does not either.
+ *
+ * Under ThreadSanitizer SIGPREEMPT is SIGTRAP (runtime.h says why), and the
+ * trampoline's C side keeps the sanitizers' fiber annotations as gosched does.
+ */
+
+#include <link.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <ucontext.h>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
+
+#include "sysmon.h"
+
+#define NO_SANITIZE __attribute__((no_sanitize_address, no_sanitize_thread, no_sanitize_undefined))
+
+/* the runtime's code, wherever the linker put it (see the essay) */
+extern const char __start_gort_text[] __attribute__((visibility("hidden")));
+extern const char __stop_gort_text[] __attribute__((visibility("hidden")));
+
+/* asyncPreempt's C side, called by the trampoline on the goroutine's stack. */
+void asyncPreempt2(void *frame);
+
+/* Stack the preempted goroutine needs below the interrupted sp for the C calls
+ * after the saved state: asyncPreempt2, the fiber hooks, mcall's frame. */
+#ifdef GORT_FIBER_HOOKS
+#define PREEMPT_CALL_STACK 8192
+#else
+#define PREEMPT_CALL_STACK 2048
+#endif
+
+#if defined(__x86_64__)
+/* arch/x86_64.S: how asyncPreempt saves the extended state (set here once). */
+extern uint64_t preempt_xsave_mask, preempt_xsave_size;
+#define XFEATURE_AMX ((1ULL << 17) | (1ULL << 18)) /* XTILECFG, XTILEDATA */
+#define FP_XSTATE_MAGIC1 0x46505853U
+#elif defined(__aarch64__)
+/* What asyncPreempt builds and rt_sigreturn restores from: the kernel's
+ * struct rt_sigframe, whose ucontext glibc's ucontext_t mirrors exactly. */
+struct rt_sigframe {
+	siginfo_t info;
+	ucontext_t uc;
+};
+_Static_assert(sizeof(struct rt_sigframe) == SF_SIZE, "known to arch/aarch64.S");
+_Static_assert(offsetof(struct rt_sigframe, uc.uc_mcontext.regs) == SF_REGS, "known to arch/aarch64.S");
+_Static_assert(offsetof(struct rt_sigframe, uc.uc_mcontext.sp) == SF_REGS + 248, "known to arch/aarch64.S");
+_Static_assert(offsetof(struct rt_sigframe, uc.uc_mcontext.pc) == SF_REGS + 256, "known to arch/aarch64.S");
+_Static_assert(offsetof(struct rt_sigframe, uc.uc_mcontext.pstate) == SF_REGS + 264, "known to arch/aarch64.S");
+_Static_assert(offsetof(struct rt_sigframe, uc.uc_mcontext.__reserved) == SF_FPSIMD, "known to arch/aarch64.S");
+_Static_assert(SF_SIZE % 16 == 0, "the frame keeps sp 16-byte aligned");
+#endif
+
+/* ---- code ranges ---- */
+
+#define NCODE 64
+static struct {
+	_Atomic uintptr_t lo, hi; /* hi == 0: free */
+} coderanges[NCODE];
+static pthread_mutex_t codelock = PTHREAD_MUTEX_INITIALIZER;
+
+int preempt_code_add(uintptr_t lo, uintptr_t hi)
+{
+	if (lo >= hi)
+		return -EINVAL;
+	int r = -ENOSPC;
+	pthread_mutex_lock(&codelock);
+	for (int i = 0; i < NCODE; i++)
+		if (atomic_load(&coderanges[i].hi) == hi && atomic_load(&coderanges[i].lo) == lo) {
+			r = 0; /* already there */
+			goto out_unlock;
+		}
+	for (int i = 0; i < NCODE; i++)
+		if (atomic_load(&coderanges[i].hi) == 0) {
+			/* lo before hi: a reader that sees the new hi sees the new lo */
+			atomic_store_explicit(&coderanges[i].lo, lo, memory_order_release);
+			atomic_store_explicit(&coderanges[i].hi, hi, memory_order_release);
+			r = 0;
+			break;
+		}
+out_unlock:
+	pthread_mutex_unlock(&codelock);
+	return r;
+}
+
+int preempt_code_remove(uintptr_t lo, uintptr_t hi)
+{
+	int r = -ENOENT;
+	pthread_mutex_lock(&codelock);
+	for (int i = 0; i < NCODE; i++)
+		if (hi != 0 && atomic_load(&coderanges[i].hi) == hi && atomic_load(&coderanges[i].lo) == lo) {
+			atomic_store_explicit(&coderanges[i].hi, 0, memory_order_release);
+			r = 0;
+			break;
+		}
+	pthread_mutex_unlock(&codelock);
+	return r;
+}
+
+struct object_query {
+	uintptr_t addr;           /* find the object containing addr... */
+	bool main_only;           /* ...or take the first one, the main program */
+	bool remove;
+	bool found;
+	bool dynamic;             /* it has a PT_INTERP: libc is not inside it */
+	int r;
+};
+
+static int object_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	struct object_query *q = arg;
+	(void)size;
+	bool hit = q->main_only;
+	for (int i = 0; i < info->dlpi_phnum && !hit; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+		hit = ph->p_type == PT_LOAD && q->addr >= lo && q->addr < lo + ph->p_memsz;
+	}
+	if (!hit)
+		return 0;
+	q->found = true;
+	for (int i = 0; i < info->dlpi_phnum; i++)
+		if (info->dlpi_phdr[i].p_type == PT_INTERP)
+			q->dynamic = true;
+	if (q->main_only && !q->dynamic)
+		return 1;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
+			continue;
+		uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+		int r = q->remove ? preempt_code_remove(lo, lo + ph->p_memsz) : preempt_code_add(lo, lo + ph->p_memsz);
+		if (r < 0 && q->r == 0)
+			q->r = r;
+	}
+	return 1;
+}
+
+int preempt_code_add_object(const void *addr)
+{
+	struct object_query q = { .addr = (uintptr_t)addr };
+	dl_iterate_phdr(object_cb, &q);
+	return q.found ? q.r : -ENOENT;
+}
+
+int preempt_code_remove_object(const void *addr)
+{
+	struct object_query q = { .addr = (uintptr_t)addr, .remove = true };
+	dl_iterate_phdr(object_cb, &q);
+	return q.found ? q.r : -ENOENT;
+}
+
+NO_SANITIZE static bool pc_is_program_code(uintptr_t pc)
+{
+	if (pc >= (uintptr_t)__start_gort_text && pc < (uintptr_t)__stop_gort_text)
+		return false;
+	for (int i = 0; i < NCODE; i++) {
+		uintptr_t lo = atomic_load_explicit(&coderanges[i].lo, memory_order_acquire);
+		uintptr_t hi = atomic_load_explicit(&coderanges[i].hi, memory_order_acquire);
+		/* lo again: a slot being reused under us reads as inconsistent, not as
+		 * [new lo, old hi) */
+		if (hi == 0 || lo != atomic_load_explicit(&coderanges[i].lo, memory_order_acquire))
+			continue;
+		if (pc >= lo && pc < hi)
+			return true;
+	}
+	return false;
+}
+
+/* ---- the signal ---- */
+
+/* The pcs of the last asynchronous preemptions, for diagnostics and tests. */
+#define NRECENT 64
+static _Atomic uintptr_t recentpcs[NRECENT];
+static _Atomic uint64_t recentseq;
+
+/* preempt_recent_pcs: copies into out (up to max) the pcs at which goroutines
+ * were stopped asynchronously since sequence number since (0: as far back as
+ * kept, the last 64), oldest first; *ret_seq (if not NULL) receives the sequence
+ * number to pass next time. Returns how many it copied. Any thread; can't fail. */
+int preempt_recent_pcs(uint64_t since, uintptr_t *out, int max, uint64_t *ret_seq)
+{
+	uint64_t end = atomic_load(&recentseq);
+	uint64_t from = end > NRECENT && since < end - NRECENT ? end - NRECENT : since;
+	int n = 0;
+	for (uint64_t i = from; i < end && n < max; i++)
+		out[n++] = atomic_load_explicit(&recentpcs[i % NRECENT], memory_order_relaxed);
+	if (ret_seq)
+		*ret_seq = end;
+	return n;
+}
+
+static struct sigaction old_action;
+static bool installed;
+static pid_t mypid;
+
+/* A SIGPREEMPT that is not sysmon's (a process-directed SIGURG, out-of-band
+ * socket data): whatever handled it before the runtime started does. */
+NO_SANITIZE static void sigpreempt_forward(int sig, siginfo_t *info, void *uctx)
+{
+	if (old_action.sa_flags & SA_SIGINFO) {
+		if (old_action.sa_sigaction)
+			old_action.sa_sigaction(sig, info, uctx);
+	} else if (old_action.sa_handler != SIG_DFL && old_action.sa_handler != SIG_IGN) {
+		old_action.sa_handler(sig);
+	}
+	/* SIG_DFL, SIG_IGN: SIGURG's default is to ignore it. */
+}
+
+/* Whether the goroutine cur, interrupted at pc with stack pointer sp, may be
+ * stopped here (the essay's rules). */
+NO_SANITIZE static bool isAsyncSafePoint(struct m *mp, struct g *cur, uintptr_t pc, uintptr_t sp, ucontext_t *uc)
+{
+	if (mp->locks != 0 || mp->p == NULL)
+		return false;
+	if (atomic_load_explicit(&cur->atomicstatus, memory_order_relaxed) != G_RUNNING)
+		return false;
+	if (!pc_is_program_code(pc))
+		return false;
+#if defined(__x86_64__)
+	uintptr_t need = 128 + 8 + 16 * 8 + preempt_xsave_size + 64 + PREEMPT_CALL_STACK;
+	/* state the trampoline's xsave mask leaves out (AMX tiles) must be unused */
+	const uint8_t *fp = (const uint8_t *)uc->uc_mcontext.fpregs;
+	if (preempt_xsave_mask && fp) {
+		/* the kernel's frame: fxsave area, sw_reserved.magic1 at 464, then the
+		 * xsave header's XSTATE_BV at 512 (both aligned) */
+		if (*(const uint32_t *)(fp + 464) == FP_XSTATE_MAGIC1 &&
+		    (*(const uint64_t *)(fp + 512) & ~preempt_xsave_mask))
+			return false;
+	}
+#elif defined(__aarch64__)
+	(void)uc;
+	uintptr_t need = 16 + SF_SIZE + PREEMPT_CALL_STACK;
+	if (sp & 15)
+		return false;
+#endif
+	if (cur->stacksize == 0 || sp > cur->stackhi || sp < cur->stacklo + need)
+		return false; /* not on its own stack (a handler on another?), or no room */
+	return true;
+}
+
+/* doSigPreempt: the SIGPREEMPT handler (Go's doSigPreempt and pushCall). */
+NO_SANITIZE static void doSigPreempt(int sig, siginfo_t *info, void *uctx)
+{
+	if (info->si_code != SI_TKILL || info->si_pid != mypid) {
+		sigpreempt_forward(sig, info, uctx);
+		return;
+	}
+	struct g *gp = getg();
+	if (!gp)
+		return; /* not an M: nobody of ours asked */
+	struct m *mp = gp->m;
+	struct g *cur = mp->curg;
+	if (!cur || gp != cur || !atomic_load_explicit(&cur->preempt, memory_order_relaxed))
+		return; /* in the scheduler, or the G already yielded: stale */
+	ucontext_t *uc = uctx;
+#if defined(__x86_64__)
+	uintptr_t pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+	uintptr_t sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+#elif defined(__aarch64__)
+	uintptr_t pc = (uintptr_t)uc->uc_mcontext.pc;
+	uintptr_t sp = (uintptr_t)uc->uc_mcontext.sp;
+#endif
+	if (!isAsyncSafePoint(mp, cur, pc, sp, uc)) {
+		/* not sysmon_count: nothing the sanitizers instrument may run here */
+		atomic_fetch_add_explicit(&sysmon_counters.preempt_deferred, 1, memory_order_relaxed);
+		return;
+	}
+	/* Taken: a second signal before the G is off the P finds it stale. */
+	atomic_store_explicit(&cur->preempt, false, memory_order_relaxed);
+	uint64_t seq = atomic_fetch_add_explicit(&recentseq, 1, memory_order_relaxed);
+	atomic_store_explicit(&recentpcs[seq % NRECENT], pc, memory_order_relaxed);
+#if defined(__x86_64__)
+	/* skip the red zone, push the pc as a call would */
+	sp -= 128 + 8;
+	*(uintptr_t *)sp = pc;
+	uc->uc_mcontext.gregs[REG_RSP] = (greg_t)sp;
+	uc->uc_mcontext.gregs[REG_RIP] = (greg_t)(uintptr_t)asyncPreempt;
+#elif defined(__aarch64__)
+	/* no red zone on aarch64; pc and PSTATE for the trampoline, lr untouched */
+	sp -= 16;
+	((uint64_t *)sp)[0] = pc;
+	((uint64_t *)sp)[1] = uc->uc_mcontext.pstate;
+	uc->uc_mcontext.sp = sp;
+	uc->uc_mcontext.pc = (uintptr_t)asyncPreempt;
+#endif
+}
+
+/* Reads a field another thread writes without synchronisation, as sysmon's
+ * peeks at a running M do (Go's preemptone does the same): the value may be
+ * stale, never torn (aligned word), and every use tolerates staleness. */
+NO_SANITIZE static pid_t peek_procid(struct m *mp)
+{
+	return *(volatile pid_t *)&mp->procid;
+}
+
+/* preemptM: sends SIGPREEMPT to mp's thread (Go's preemptM); the handler
+ * decides. Any thread; mp may have moved on, which makes the signal stale. */
+void preemptM(struct m *mp)
+{
+	pid_t tid = peek_procid(mp);
+	if (tid > 0 && syscall(SYS_tgkill, mypid, tid, SIGPREEMPT) == 0)
+		sysmon_count(&sysmon_counters.preempt_signals);
+}
+
+#if defined(__x86_64__)
+/* xsave's requested-feature bitmap and area size for this CPU and kernel:
+ * everything XCR0 enables but AMX tiles; no xsave at all: fxsave's 512 bytes. */
+static void xsave_setup(void)
+{
+	unsigned a, b, c, d;
+	if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_XSAVE) || !(c & bit_OSXSAVE)) {
+		preempt_xsave_mask = 0;
+		preempt_xsave_size = 512;
+		return;
+	}
+	uint32_t lo, hi;
+	__asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+	uint64_t mask = ((uint64_t)hi << 32 | lo) & ~XFEATURE_AMX;
+	uint64_t size = 512 + 64; /* legacy area and header */
+	for (unsigned i = 2; i < 63; i++) {
+		if (!(mask & (1ULL << i)))
+			continue;
+		__cpuid_count(0xd, i, a, b, c, d);
+		if (b + a > size)
+			size = b + a; /* standard format: component i at offset b, a bytes */
+	}
+	preempt_xsave_mask = mask;
+	preempt_xsave_size = (size + 63) & ~(uint64_t)63;
+}
+#endif
+
+/* preempt_init: installs the preemption handler, registers the main program's
+ * code if it is dynamically linked, sizes the x86 extended state. Called by
+ * signals_init at runtime start; can't fail (without the handler the runtime
+ * still preempts cooperatively). */
+void preempt_init(void)
+{
+	mypid = getpid();
+#if defined(__x86_64__)
+	xsave_setup();
+#endif
+	static bool mainadded;
+	if (!mainadded) {
+		struct object_query q = { .main_only = true };
+		dl_iterate_phdr(object_cb, &q);
+		mainadded = true;
+	}
+	if (installed)
+		return;
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_sigaction = doSigPreempt;
+	sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
+	sigfillset(&sa.sa_mask);
+	if (sigaction(SIGPREEMPT, &sa, &old_action) == 0)
+		installed = true;
+}
+
+/* preempt_fini: puts back the handler that was there before preempt_init
+ * (runtime_stop, once no M is left to signal). */
+void preempt_fini(void)
+{
+	if (!installed)
+		return;
+	sigaction(SIGPREEMPT, &old_action, NULL);
+	installed = false;
+}
+
+/* ---- stopping the goroutine ---- */
+
+/* On g0: the preempted gp goes to the global run queue, runnable on any P (Go's
+ * gopreempt_m), and this M schedules something else. While the runtime stops,
+ * gp is dropped instead: nothing runs again, runtime_stop frees it (and its M,
+ * if gp was locked to it, is free to exit rather than wait for gp). */
+static void gopreempt_m(struct g *gp)
+{
+	struct m *mp = gp->m;
+	switched_to_g0(gp);
+	casgstatus(gp, G_RUNNING, G_PREEMPTED);
+	dropg();
+	if (atomic_load(&sched.stopping)) {
+		if (mp->lockedg == gp) {
+			mp->lockedg = NULL;
+			mp->lockedext = 0;
+			gp->lockedm = NULL;
+		}
+		schedule();
+	}
+	casgstatus(gp, G_PREEMPTED, G_RUNNABLE);
+	lock(&sched.lock);
+	globrunqput(gp);
+	unlock(&sched.lock);
+	wakep();
+	schedule();
+}
+
+/* gopreempt: the cooperative preemption (runtime.h's preemptcheck calls it when
+ * the flag is set): on a goroutine that may stop here, gives its P away and
+ * returns once it is scheduled again, on any P. Can't fail; a no-op where it may
+ * not stop. */
+void gopreempt(void)
+{
+	struct g *gp = getg();
+	struct m *mp = gp->m;
+	if (gp == mp->g0 || mp->locks != 0 || mp->p == NULL || readgstatus(gp) != G_RUNNING)
+		return; /* not here: the flag stays, the next entry point or the signal takes it */
+	atomic_store_explicit(&gp->preempt, false, memory_order_relaxed);
+	sysmon_count(&sysmon_counters.preempt_cooperative);
+	fiber_switch(gp, mp->g0, false);
+	mcall(gopreempt_m);
+	fiber_switched(gp);
+}
+
+#if defined(__aarch64__)
+/* The goroutine runs again, maybe on another M: rt_sigreturn will install the
+ * frame's signal mask and alternate signal stack, so they must be this thread's.
+ * Out of line: it must not reuse anything computed before the switch. */
+static __attribute__((noinline)) void sigframe_finish(struct rt_sigframe *sf)
+{
+	sf->uc.uc_flags = 0;
+	sf->uc.uc_link = NULL;
+	if (sigaltstack(NULL, &sf->uc.uc_stack) < 0)
+		sf->uc.uc_stack = (stack_t){ .ss_flags = SS_DISABLE };
+	memset(&sf->uc.uc_sigmask, 0, sizeof sf->uc.uc_sigmask);
+	syscall(SYS_rt_sigprocmask, SIG_BLOCK, NULL, &sf->uc.uc_sigmask, 8);
+}
+#endif
+
+/* asyncPreempt2: the trampoline's C side, on the preempted goroutine's stack
+ * below its saved registers (frame: aarch64's signal frame; x86_64's saved
+ * general registers, unused): gives the P away and returns once the goroutine is
+ * scheduled again. */
+void asyncPreempt2(void *frame)
+{
+	struct g *gp = getg();
+	sysmon_count(&sysmon_counters.preempt_async);
+	fiber_switch(gp, gp->m->g0, false);
+	mcall(gopreempt_m);
+	fiber_switched(gp);
+#if defined(__aarch64__)
+	sigframe_finish(frame);
+#else
+	(void)frame;
+#endif
+}

@@ -1,0 +1,249 @@
+/* tests/test-sysmon.c: the monitor thread (runtime/sysmon.c): backoff and deep sleep, waking when work returns, scavenging, samples, counters. */
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "runtime.h"
+#include "sysmon.h"
+#include "testlib.h"
+
+/* Goroutine code the tests need preempted, registered as program code even in a
+ * statically linked build (see tests/test-preempt.c). */
+#define PREEMPTIBLE __attribute__((section("gort_test_text"), noinline))
+extern const char __start_gort_test_text[], __stop_gort_test_text[];
+
+static void register_test_code(void)
+{
+	assert_ok(preempt_code_add((uintptr_t)__start_gort_test_text, (uintptr_t)__stop_gort_test_text));
+}
+
+static struct sysmon_stats stats(void)
+{
+	struct sysmon_stats st;
+	assert_ok(sysmon_stats_read(&st));
+	return st;
+}
+
+static gort_wg wg;
+static _Atomic int stop;
+static _Atomic long counter;
+
+PREEMPTIBLE static void spin_until_stop(void *arg)
+{
+	(void)arg;
+	while (!atomic_load_explicit(&stop, memory_order_relaxed))
+		atomic_store_explicit(&counter, atomic_load_explicit(&counter, memory_order_relaxed) + 1,
+				      memory_order_relaxed);
+	gort_wg_done(&wg);
+}
+
+/* ---- idle: long delay, then deep sleep; work: short rounds again at once ---- */
+
+/* sysmon's delay as a thread outside the runtime sees it while goroutines sleep */
+static _Atomic int64_t maxdelay;
+static _Atomic int sampling;
+
+static void *delay_sampler(void *arg)
+{
+	(void)arg;
+	while (atomic_load(&sampling)) {
+		struct sysmon_stats st;
+		sysmon_stats_read(&st);
+		if (st.delay_ns > atomic_load(&maxdelay))
+			atomic_store(&maxdelay, st.delay_ns);
+		usleep(2000);
+	}
+	return NULL;
+}
+
+static int idle_main(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	register_test_code();
+	/* nothing runs for a while: the delay grows to 10 ms, then sysmon sleeps
+	 * until kicked */
+	struct sysmon_stats st = stats();
+	for (int i = 0; i < 100 && st.deep_sleeps == 0; i++) {
+		gort_sleep(50 * 1000 * 1000);
+		st = stats();
+	}
+	ck_assert_uint_gt(st.deep_sleeps, 0);
+	ck_assert_uint_gt(st.idle_rounds, 50);
+	/* idle, the rounds are few: nothing like 20 us polling */
+	pthread_t th;
+	atomic_store(&sampling, 1);
+	ck_assert_int_eq(pthread_create(&th, NULL, delay_sampler, NULL), 0);
+	struct sysmon_stats a = stats();
+	gort_sleep(200 * 1000 * 1000);
+	struct sysmon_stats b = stats();
+	atomic_store(&sampling, 0);
+	pthread_join(th, NULL);
+	ck_assert_uint_lt(b.rounds - a.rounds, 200);
+	ck_assert_uint_gt(b.kicks, a.kicks); /* our own wakeup started a G on an idle P */
+	ck_assert_int_ge(atomic_load(&maxdelay), 10 * 1000 * 1000);
+
+	/* Work again: sysmon has been sleeping deeply (up to a second) while we
+	 * slept; a goroutine that never yields must still be preempted within a
+	 * slice or so, which it is only if starting work woke sysmon. */
+	struct sysmon_stats c = stats();
+	gort_sleep(100 * 1000 * 1000);
+	gort_wg_add(&wg, 1);
+	atomic_store(&stop, 0);
+	ck_assert_int_gt(gort_go(spin_until_stop, NULL), 0);
+	int64_t t0 = gort_now();
+	gort_yield(); /* one P: back only once the spinner is preempted */
+	int64_t away = gort_now() - t0;
+	atomic_store(&stop, 1);
+	gort_wg_wait(&wg);
+	struct sysmon_stats d = stats();
+	ck_assert_uint_gt(d.kicks, c.kicks);
+	ck_assert_msg(away < 400 * 1000 * 1000, "main waited %lld ms for the spinner's preemption",
+		      (long long)(away / 1000000));
+	ck_assert_uint_gt(d.preempt_async, c.preempt_async);
+	return 0;
+}
+
+START_TEST(test_idle_backoff_deep_sleep_and_kick)
+{
+	run_gort(idle_main, 1, 0);
+}
+END_TEST
+
+/* ---- busy without retakes: the delay still backs off ---- */
+
+static int busy_main(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	register_test_code();
+	gort_wg_add(&wg, 1);
+	atomic_store(&stop, 0);
+	ck_assert_int_gt(gort_go(spin_until_stop, NULL), 0);
+	gort_sleep(100 * 1000 * 1000); /* settle */
+	struct sysmon_stats a = stats();
+	int64_t t0 = gort_now();
+	gort_sleep(300 * 1000 * 1000);
+	int64_t dt = gort_now() - t0;
+	struct sysmon_stats b = stats();
+	atomic_store(&stop, 1);
+	gort_wg_wait(&wg);
+	/* the spinner is preempted every slice, so we woke up... */
+	ck_assert_uint_ge(b.preempt_requested - a.preempt_requested, 5);
+	/* ...but sysmon did not poll every 20 us to do it: a few rounds per 10 ms */
+	ck_assert_msg(b.rounds - a.rounds < (uint64_t)(dt / (200 * 1000)),
+		      "%llu rounds in %lld ms", (unsigned long long)(b.rounds - a.rounds),
+		      (long long)(dt / 1000000));
+	ck_assert_int_eq(b.delay_ns, 10 * 1000 * 1000);
+	return 0;
+}
+
+START_TEST(test_busy_backoff)
+{
+	run_gort(busy_main, 1, 0);
+}
+END_TEST
+
+/* ---- stacks of pooled dead Gs go back to the kernel ---- */
+
+static gort_wg gate;
+
+static void parked(void *arg)
+{
+	(void)arg;
+	volatile char touch[8 * 1024];
+	for (size_t i = 0; i < sizeof touch; i += 1024)
+		touch[i] = 1;
+	gort_wg_wait(&gate);
+	gort_wg_done(&wg);
+}
+
+static int scavenge_main(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	enum { N = 5000 }; /* above the pool's watermark (4096) */
+	struct sysmon_stats a = stats();
+	gort_wg_add(&gate, 1);
+	gort_wg_add(&wg, N);
+	for (int i = 0; i < N; i++)
+		ck_assert_int_gt(gort_go(parked, NULL), 0);
+	gort_wg_done(&gate);
+	gort_wg_wait(&wg);
+	struct sysmon_stats b = stats();
+	for (int i = 0; i < 60 && b.scavenged == a.scavenged; i++) {
+		gort_sleep(100 * 1000 * 1000);
+		b = stats();
+	}
+	ck_assert_uint_gt(b.scavenged, a.scavenged);
+	return 0;
+}
+
+START_TEST(test_scavenges_pooled_stacks)
+{
+	run_gort(scavenge_main, 2, 0);
+}
+END_TEST
+
+/* ---- the scheduler sample ---- */
+
+static int sample_main(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	/* a sample taken while this goroutine's M exists */
+	int64_t start = gort_now();
+	struct sysmon_stats st = stats();
+	for (int i = 0; i < 100 && st.sample.when <= start; i++) {
+		gort_sleep(10 * 1000 * 1000);
+		st = stats();
+	}
+	ck_assert_int_gt(st.sample.when, start);
+	ck_assert_int_le(st.sample.when, gort_now());
+	ck_assert_int_eq(st.sample.procs, 2);
+	ck_assert_int_ge(st.sample.idleprocs, 0);
+	ck_assert_int_le(st.sample.idleprocs, 2);
+	ck_assert_int_ge(st.sample.threads, 1);
+	ck_assert_int_ge(st.sample.runqueue, 0);
+	return 0;
+}
+
+START_TEST(test_sample)
+{
+	run_gort(sample_main, 2, 0);
+	/* the last run's figures stay readable; a new run starts from zero */
+	struct sysmon_stats st = stats();
+	ck_assert_uint_gt(st.rounds, 0);
+	run_gort(sample_main, 2, 0);
+}
+END_TEST
+
+/* ---- bad input ---- */
+
+START_TEST(test_bad_input)
+{
+	ck_assert_int_eq(sysmon_stats_read(NULL), -EINVAL);
+	ck_assert_int_eq(sysmon_set_forcepreempt(0), -EINVAL);
+	ck_assert_int_eq(sysmon_set_forcepreempt(-1), -EINVAL);
+	ck_assert_int_eq(sysmon_set_forcepreempt(49 * 1000), -EINVAL);
+	ck_assert_int_eq(sysmon_set_forcepreempt(10LL * 1000 * 1000 * 1000 + 1), -EINVAL);
+	ck_assert_int_eq(sysmon_set_forcepreempt(5 * 1000 * 1000), 10 * 1000 * 1000);
+	ck_assert_int_eq(sysmon_set_forcepreempt(10 * 1000 * 1000), 5 * 1000 * 1000);
+	/* sysmon_stop without a sysmon, twice */
+	sysmon_stop();
+	sysmon_stop();
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("sysmon");
+	TCase *tc = tcase_create("sysmon");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_idle_backoff_deep_sleep_and_kick);
+	tcase_add_test(tc, test_busy_backoff);
+	tcase_add_test(tc, test_scavenges_pooled_stacks);
+	tcase_add_test(tc, test_sample);
+	tcase_add_test(tc, test_bad_input);
+	suite_add_tcase(s, tc);
+	return test_main(s);
+}
