@@ -18,15 +18,25 @@
  * Expired timers are taken out in batches, one lock round trip per batch.
  */
 
+/* An entry is a struct timer * (ENT_TRACKED: a deletable one, whose idx the
+ * heap keeps), or, for gort_sleep, the sleeping struct g * itself (ENT_SLEEPG):
+ * firing it touches no memory on the sleeper's stack, only the G it readies. */
 struct timerent {
 	int64_t when;
-	uintptr_t t; /* the struct timer *, | ENT_TRACKED if its idx is kept */
+	uintptr_t t;
 };
 #define ENT_TRACKED ((uintptr_t)1)
+#define ENT_SLEEPG  ((uintptr_t)2)
+#define ENT_FLAGS   (ENT_TRACKED | ENT_SLEEPG)
 
 static inline struct timer *enttimer(struct timerent e)
 {
-	return (struct timer *)(e.t & ~ENT_TRACKED);
+	return (struct timer *)(e.t & ~ENT_FLAGS);
+}
+
+static inline struct g *entg(struct timerent e)
+{
+	return (struct g *)(e.t & ~ENT_FLAGS);
 }
 
 struct ptimers {
@@ -114,13 +124,12 @@ static inline void update_timer0(struct p *pp)
 	atomic_store(&pp->timer0when, ts->n ? ts->heap[0].when : 0);
 }
 
-int addtimer(struct timer *t)
+/* Puts ent on the current P's heap; 0, or -ENOMEM. */
+static int heap_add(int64_t when, uintptr_t ent)
 {
 	struct g *me = getg();
 	struct p *pp = me && me->m->p ? me->m->p : allp[0];
 	struct ptimers *ts = pp->timers;
-	if (t->when <= 0)
-		t->when = 1;
 	lock(&ts->lock);
 	if (ts->n == ts->cap) {
 		int32_t ncap = ts->cap ? ts->cap * 2 : 64;
@@ -132,10 +141,10 @@ int addtimer(struct timer *t)
 		ts->heap = nh;
 		ts->cap = ncap;
 	}
-	int64_t when = t->when;
-	ts->heap[ts->n] = (struct timerent){ when, (uintptr_t)t | (t->nodelete ? 0 : ENT_TRACKED) };
+	ts->heap[ts->n] = (struct timerent){ when, ent };
 	bool first = siftup(ts->heap, ts->n++) == 0;
-	atomic_store_explicit(&t->pp, pp, memory_order_release);
+	if (!(ent & ENT_SLEEPG))
+		atomic_store_explicit(&((struct timer *)(ent & ~ENT_FLAGS))->pp, pp, memory_order_release);
 	if (first)
 		update_timer0(pp);
 	unlock(&ts->lock);
@@ -144,6 +153,15 @@ int addtimer(struct timer *t)
 		wakenetpoller(when);
 	return 0;
 }
+
+int addtimer(struct timer *t)
+{
+	if (t->when <= 0)
+		t->when = 1;
+	return heap_add(t->when, (uintptr_t)t | (t->nodelete ? 0 : ENT_TRACKED));
+}
+
+static void sleep_ready(void *arg);
 
 bool deltimer(struct timer *t)
 {
@@ -179,12 +197,32 @@ int64_t checktimers(struct p *pp, int64_t now)
 	for (;;) {
 		int nf = 0;
 		lock(&ts->lock);
+		/* Pop first, touch the timers after: each lives on its own cold
+		 * stack, and prefetching them while the heap is sifted overlaps
+		 * those misses instead of taking them one after another. */
+		int np = 0;
 		while (nf < TIMER_BATCH && ts->n > 0 && ts->heap[0].when <= now) {
-			struct timer *t = enttimer(ts->heap[0]);
+			struct timerent e = ts->heap[0];
 			heap_remove(ts, 0);
-			fire[nf].f = t->f;
-			fire[nf].arg = t->arg;
+			if (e.t & ENT_SLEEPG) {
+				fire[nf].f = sleep_ready;
+				fire[nf].arg = entg(e);
+				__builtin_prefetch(fire[nf].arg, 1);
+			} else {
+				struct timer *t = enttimer(e);
+				__builtin_prefetch(t, 1);
+				np++;
+				fire[nf].f = NULL; /* filled in below */
+				fire[nf].arg = t;
+			}
 			nf++;
+		}
+		for (int i = 0; i < nf && np > 0; i++) {
+			if (fire[i].f)
+				continue;
+			struct timer *t = fire[i].arg;
+			fire[i].f = t->f;
+			fire[i].arg = t->arg;
 			/* t may be gone as soon as this is seen (deltimer: "fired") */
 			atomic_store_explicit(&t->pp, NULL, memory_order_release);
 		}
@@ -205,11 +243,9 @@ static void sleep_ready(void *arg)
 
 static bool sleep_park(struct g *gp, void *arg)
 {
-	struct timer *t = arg;
-	t->arg = gp;
-	if (addtimer(t) < 0)
-		return false; /* out of memory: wake at once rather than never */
-	return true;
+	int64_t when = *(int64_t *)arg;
+	/* out of memory: wake at once rather than never */
+	return heap_add(when > 0 ? when : 1, (uintptr_t)gp | ENT_SLEEPG) == 0;
 }
 
 GORT_EXPORT void gort_sleep(int64_t ns)
@@ -223,8 +259,8 @@ GORT_EXPORT void gort_sleep(int64_t ns)
 			;
 		return;
 	}
-	struct timer t = { .when = nanotime() + ns, .f = sleep_ready, .nodelete = true };
-	gopark(sleep_park, &t, WAIT_SLEEP);
+	int64_t when = nanotime() + ns;
+	gopark(sleep_park, &when, WAIT_SLEEP);
 }
 
 void timers_cancel_task(struct task *t, struct gqueue *ret)
@@ -239,14 +275,12 @@ void timers_cancel_task(struct task *t, struct gqueue *ret)
 		 * however many sleepers the task had. */
 		int32_t n = 0;
 		for (int32_t k = 0; k < ts->n; k++) {
-			struct timer *tm = enttimer(ts->heap[k]);
-			struct g *gp = tm->arg;
-			if (tm->f == sleep_ready && gp->task == t) {
-				atomic_store(&tm->pp, NULL);
-				gqueue_push(ret, gp);
+			struct timerent e = ts->heap[k];
+			if ((e.t & ENT_SLEEPG) && entg(e)->task == t) {
+				gqueue_push(ret, entg(e));
 				continue;
 			}
-			setent(ts->heap, n++, ts->heap[k]);
+			setent(ts->heap, n++, e);
 		}
 		if (n != ts->n) {
 			ts->n = n;

@@ -12,9 +12,9 @@ struct timer {
 	void *arg;
 	struct p *_Atomic pp; /* heap it is in, NULL once fired or deleted */
 	int32_t idx;          /* its place in that heap (not kept if nodelete) */
-	bool nodelete;        /* never deltimer'd (gort_sleep): the heap need not
-			       * track where it is, which saves a cache miss on
-			       * its owner's stack at every step of a sift */
+	bool nodelete;        /* never deltimer'd: the heap need not track where
+			       * it is, which saves a cache miss on its memory
+			       * (often its owner's stack) at every step of a sift */
 };
 
 /* addtimer: arm t on the current P (or P 0 from a thread without one). Can't fail
