@@ -18,6 +18,14 @@
 
 static char fixdir[PATH_MAX - 256];
 
+/* Under valgrind (scripts/run-tests.sh sets GORT_VALGRIND), a fault made on
+ * purpose (a write through NULL, past the stack) is also a memcheck error that
+ * fails the run: those cases are left to the other builds there. */
+static bool under_valgrind(void)
+{
+	return getenv("GORT_VALGRIND") != NULL;
+}
+
 /* A goroutine count: scaled, and under ThreadSanitizer, where every goroutine
  * is a fiber and fibers are capped at ~8k, at most 4000. */
 static long gcount(long n)
@@ -490,6 +498,8 @@ START_TEST(test_faults)
 		{ "overflow", "panic: runtime error: stack overflow" },
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		if (under_valgrind() && strcmp(cases[i].mode, "fpe") != 0 && strcmp(cases[i].mode, "ill") != 0)
+			continue;
 		struct run r;
 		start_task(&r, "task_panic.so", (const char *[]){ "f", cases[i].mode, NULL }, 0, 0);
 		finish_task(&r, 30);
@@ -512,7 +522,8 @@ START_TEST(test_fault_isolation)
 	int faults = 0;
 	while (task_wait(c.t, 0, NULL) == -ETIMEDOUT || faults < 5) {
 		struct run f;
-		start_task(&f, "task_panic.so", (const char *[]){ "f", faults % 2 ? "segv" : "fpe", NULL }, 0, 0);
+		const char *mode = faults % 2 && !under_valgrind() ? "segv" : "fpe";
+		start_task(&f, "task_panic.so", (const char *[]){ "f", mode, NULL }, 0, 0);
 		finish_task(&f, 30);
 		ck_assert_int_eq(f.code, 2);
 		run_done(&f);
@@ -631,6 +642,8 @@ START_TEST(test_stack_size)
 	ck_assert_msg(r.code == 0, "code %d: %s", r.code, r.errs);
 	ck_assert_int_eq(r.info.stack_size, 256 * 1024);
 	run_done(&r);
+	if (under_valgrind())
+		return;
 	start_task(&r, "task_panic.so", (const char *[]){ "deep", "deep", "150", NULL }, 0, 0);
 	finish_task(&r, 30);
 	ck_assert_int_eq(r.code, 2);
