@@ -520,9 +520,25 @@ static void handle_stats(struct conn *c, uint64_t id)
 
 	struct netpoll_stats ns;
 	netpoll_stats_read(&ns);
+	struct sysmon_stats ys;
+	sysmon_stats_read(&ys);
 	Gort__V1__SysmonStats ym = GORT__V1__SYSMON_STATS__INIT;
+	ym.rounds = ys.rounds;
+	ym.idle_rounds = ys.idle_rounds;
+	ym.delay_us = ys.delay_ns / 1000;
+	ym.retakes = ys.retakes;
+	ym.preempt_requested = ys.preempt_requested;
+	ym.preempt_cooperative = ys.preempt_cooperative;
+	ym.preempt_signal = ys.preempt_async;
+	ym.preempt_deferred = ys.preempt_deferred;
+	ym.syscall_handoffs = ys.syscall_handoffs;
 	ym.io_polls = ns.stalereaps;
 	ym.io_completions = ns.completions;
+	ym.deep_sleeps = ys.deep_sleeps;
+	ym.kicks = ys.kicks;
+	ym.syscall_exits_slow = ys.syscall_exits_slow;
+	ym.preempt_signals_sent = ys.preempt_signals;
+	ym.scavenged = ys.scavenged;
 
 	Gort__V1__IoStats im = GORT__V1__IO_STATS__INIT;
 	im.mode = (char *)netpoll_mode_string(ns.mode);

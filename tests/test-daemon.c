@@ -1115,6 +1115,14 @@ START_TEST(test_sigterm_orderly_shutdown)
 }
 END_TEST
 
+START_TEST(test_sigterm_ends_spinning_tasks)
+{
+	/* every P taken by pure loops: only preemption can end them */
+	char *argv[] = { "spin", "3" };
+	sigterm_shutdown(argv, 2);
+}
+END_TEST
+
 START_TEST(test_sigterm_twice_leaves_a_wedged_task)
 {
 	/* a task nothing can stop (its thread blocks every signal): the first
@@ -1213,6 +1221,7 @@ static Suite *daemon_suite(void)
 	tcase_add_test(tc, test_notify_ready_status_watchdog_stopping);
 	tcase_add_test(tc, test_watchdog_stops_when_scheduler_wedged);
 	tcase_add_test(tc, test_sigterm_orderly_shutdown);
+	tcase_add_test(tc, test_sigterm_ends_spinning_tasks);
 	tcase_add_test(tc, test_sigterm_twice_leaves_a_wedged_task);
 	tcase_add_test(tc, test_systemd_units_verify);
 	suite_add_tcase(s, tc);
