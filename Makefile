@@ -231,7 +231,7 @@ check-aarch64:
 run: all
 	@scripts/run.sh $(BUILD)
 
-bench: all $(BENCHES)
+bench: all $(BENCHES) $(BENCH_DAEMON)
 	@scripts/bench.sh $(BUILD)/bin
 
 asan:

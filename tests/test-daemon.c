@@ -813,6 +813,24 @@ START_TEST(test_gortd_flags)
 }
 END_TEST
 
+START_TEST(test_gortd_run_one_task)
+{
+	/* gortd --run FILE.so [-- ARGS]: no socket, the task's code is gortd's */
+	char *err;
+	const char *exit5[] = { "--run", DTASK, "--", "exit", "5", NULL };
+	ck_assert_int_eq(run_gortd(exit5, &err), 5);
+	free(err);
+	const char *echo[] = { "--run", DTASK, "--", "echo", NULL };
+	ck_assert_int_eq(run_gortd(echo, &err), 0);
+	ck_assert_msg(strstr(err, "to stderr"), "%s", err);
+	free(err);
+	const char *bad[] = { "--run", "/nonexistent.so", NULL };
+	ck_assert_int_eq(run_gortd(bad, &err), 1);
+	ck_assert_msg(strstr(err, "gortd: /nonexistent.so: No such file"), "%s", err);
+	free(err);
+}
+END_TEST
+
 START_TEST(test_gortd_creates_parent_and_replaces_stale_socket)
 {
 	struct daemon d2;
@@ -1214,6 +1232,7 @@ static Suite *daemon_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_gortd_flags);
+	tcase_add_test(tc, test_gortd_run_one_task);
 	tcase_add_test(tc, test_gortd_creates_parent_and_replaces_stale_socket);
 	tcase_add_test(tc, test_gortd_detaches_without_foreground);
 	tcase_add_test(tc, test_socket_activation);
