@@ -13,6 +13,13 @@
 #ifdef GORT_TSAN
 #include <sanitizer/tsan_interface.h>
 #endif
+#if defined(__SANITIZE_ADDRESS__)
+#define GORT_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define GORT_ASAN 1
+#endif
+#endif
 
 /*
  * ASan: start_switch_fiber before each switch (with the stack being switched to)
@@ -26,6 +33,26 @@ void fiber_create(struct g *gp)
 {
 #ifdef GORT_TSAN
 	gp->fiber = __tsan_create_fiber(0);
+#else
+	(void)gp;
+#endif
+}
+
+/* mexit: back on the thread's own fiber before the thread ends. */
+void fiber_exit_m(struct m *mp)
+{
+#ifdef GORT_TSAN
+	__tsan_switch_to_fiber(mp->tsan_fiber0, 0);
+#else
+	(void)mp;
+#endif
+}
+
+void fiber_reset(struct g *gp)
+{
+#ifdef GORT_TSAN
+	fiber_destroy(gp);
+	fiber_create(gp);
 #else
 	(void)gp;
 #endif
@@ -45,7 +72,7 @@ void fiber_destroy(struct g *gp)
 void fiber_init_g0(struct g *g0)
 {
 #ifdef GORT_TSAN
-	g0->fiber = __tsan_get_current_fiber();
+	g0->fiber = g0->m->tsan_fiber0 = __tsan_get_current_fiber();
 #else
 	(void)g0;
 #endif
@@ -53,23 +80,42 @@ void fiber_init_g0(struct g *g0)
 
 void fiber_switch(struct g *from, struct g *to, bool from_dying)
 {
+#ifdef GORT_ASAN
 	bool from_g0 = from == from->m->g0 || (to->m && from == to->m->g0);
 	__sanitizer_start_switch_fiber(from_dying || from_g0 ? NULL : &from->asan_fake_stack,
 				       (const void *)to->stacklo, to->stackhi - to->stacklo);
+#else
+	(void)from;
+	(void)from_dying;
+#endif
 #ifdef GORT_TSAN
+	/* TSan keeps a shadow call stack per fiber. g0 restarts from its top on
+	 * every mcall and a dying G never returns, so their old shadow stacks
+	 * would only grow: give them fresh fibers. */
+	if (to->m && to == to->m->g0) {
+		if (to->fiber != to->m->tsan_fiber0)
+			__tsan_destroy_fiber(to->fiber);
+		to->fiber = __tsan_create_fiber(0);
+	}
 	__tsan_switch_to_fiber(to->fiber, 0);
 #endif
 }
 
 void fiber_switched(struct g *to)
 {
+#ifdef GORT_ASAN
 	bool is_g0 = to->m && to == to->m->g0;
 	__sanitizer_finish_switch_fiber(is_g0 ? NULL : to->asan_fake_stack, NULL, NULL);
+#else
+	(void)to;
+#endif
 }
 
 /* goentry calls this first on a new goroutine's stack. */
 void fiber_started(void)
 {
+#ifdef GORT_ASAN
 	__sanitizer_finish_switch_fiber(NULL, NULL, NULL);
+#endif
 }
 #endif

@@ -12,17 +12,6 @@ enum { MUTEX_UNLOCKED = 0, MUTEX_LOCKED = 1, MUTEX_SLEEPING = 2 };
 #define ACTIVE_SPIN_CNT 30
 #define PASSIVE_SPIN 1
 
-static inline void procyield(int n)
-{
-	while (n-- > 0) {
-#if defined(__x86_64__)
-		__builtin_ia32_pause();
-#elif defined(__aarch64__)
-		__asm__ volatile("yield");
-#endif
-	}
-}
-
 /* futexsleep: if *addr == val, sleep until woken or ns elapse (ns < 0: no limit).
  * Returns 0 when woken (or spuriously), -ETIMEDOUT, -EAGAIN if *addr != val. */
 int futexsleep(_Atomic uint32_t *addr, uint32_t val, int64_t ns)

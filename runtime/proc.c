@@ -210,6 +210,9 @@ static void stack_overflow(struct g *gp)
 inline void switched_to_g0(struct g *gp)
 {
 	fiber_switched(gp->m->g0);
+	/* errno is the thread's: it travels with the goroutine (execute puts it
+	 * back on whichever thread runs the G next) */
+	gp->goerrno = errno;
 	if (unlikely(!stack_canary_ok(gp)))
 		stack_overflow(gp);
 }
@@ -271,7 +274,8 @@ static void gfput(struct p *pp, struct g *gp)
 
 static struct g *gfget(struct p *pp)
 {
-	if (!pp->gfree && sched.gfree) {
+	/* a racy peek: the list is only taken under gflock */
+	if (!pp->gfree && __atomic_load_n(&sched.gfree, __ATOMIC_RELAXED)) {
 		lock(&sched.gflock);
 		while (pp->gfreecnt < GFREE_MAX / 2 && sched.gfree) {
 			struct g *g1 = sched.gfree;
@@ -705,6 +709,7 @@ static void mexit(struct m *mp)
 	unlock(&sched.lock);
 	if (last && atomic_load(&sched.stopping))
 		notewakeup(&sched.mexitnote);
+	fiber_exit_m(mp);
 	__builtin_longjmp(mp->exitbuf, 1);
 }
 
@@ -727,6 +732,23 @@ static void checkdead(void)
 	task_checkdead();
 }
 
+/* mpark: sleep on mp's note until whoever wakes it has handed it a P in
+ * mp->nextp (startm, startlockedm), then take that P; woken without one, the
+ * runtime is stopping and the M exits. */
+static void mpark(struct m *mp)
+{
+	notesleep(&mp->park);
+	noteclear(&mp->park);
+	if (!mp->nextp) {
+		if (atomic_load(&sched.stopping))
+			mexit(mp);
+		throw("mpark: woken without a P");
+	}
+	struct p *pp = mp->nextp;
+	mp->nextp = NULL;
+	acquirep(pp);
+}
+
 /* stopm: park this M until startm hands it a P. */
 void stopm(void)
 {
@@ -745,18 +767,7 @@ void stopm(void)
 	mput(mp);
 	checkdead();
 	unlock(&sched.lock);
-	mp->blocked = true;
-	notesleep(&mp->park);
-	noteclear(&mp->park);
-	mp->blocked = false;
-	if (!mp->nextp) {
-		if (atomic_load(&sched.stopping))
-			mexit(mp);
-		throw("stopm: woken without a P");
-	}
-	struct p *pp = mp->nextp;
-	mp->nextp = NULL;
-	acquirep(pp);
+	mpark(mp);
 }
 
 /* startm: run pp (an idle one if NULL) on an idle or new M. spinning: the caller
@@ -867,15 +878,6 @@ static void resetspinning(void)
 
 /* ---- locked threads ---- */
 
-static void incidlelocked(int32_t v)
-{
-	lock(&sched.lock);
-	sched.nmidlelocked += v;
-	if (v > 0)
-		checkdead();
-	unlock(&sched.lock);
-}
-
 void stoplockedm(void)
 {
 	struct m *mp = getg()->m;
@@ -883,21 +885,23 @@ void stoplockedm(void)
 		throw("stoplockedm: inconsistent locking");
 	if (mp->p)
 		handoffp(releasep());
-	incidlelocked(1);
-	mp->blocked = true;
-	notesleep(&mp->park);
-	noteclear(&mp->park);
-	mp->blocked = false;
-	if (!mp->nextp) {
-		if (atomic_load(&sched.stopping))
-			mexit(mp);
-		throw("stoplockedm: woken without a P");
+	lock(&sched.lock);
+	if (atomic_load(&sched.stopping)) {
+		unlock(&sched.lock);
+		mexit(mp);
 	}
-	struct p *pp = mp->nextp;
-	mp->nextp = NULL;
-	acquirep(pp);
+	/* startlockedm may already have handed us a P (its wakeup is kept by
+	 * the note): only an M with none is idle. */
+	if (!mp->nextp) {
+		mp->idlelocked = true;
+		sched.nmidlelocked++;
+		checkdead();
+	}
+	unlock(&sched.lock);
+	mpark(mp);
 }
 
+/* startlockedm: hand our P to gp's locked M, wake it, and park this M. */
 static void startlockedm(struct g *gp)
 {
 	struct m *mp = gp->lockedm;
@@ -905,9 +909,21 @@ static void startlockedm(struct g *gp)
 		throw("startlockedm: locked to me");
 	if (mp->nextp)
 		throw("startlockedm: m has p");
-	incidlelocked(-1);
 	struct p *pp = releasep();
+	lock(&sched.lock);
+	if (atomic_load(&sched.stopping)) {
+		/* runtime_stop wakes (or has woken) the locked M to exit */
+		pidleput(pp);
+		unlock(&sched.lock);
+		stopm();
+		return;
+	}
+	if (mp->idlelocked) {
+		mp->idlelocked = false;
+		sched.nmidlelocked--;
+	}
 	mp->nextp = pp;
+	unlock(&sched.lock);
 	notewakeup(&mp->park);
 	stopm();
 }
@@ -955,6 +971,7 @@ _Noreturn void execute(struct g *gp, bool inherit)
 		mp->p->schedtick++;
 	sysmon_note_execute(mp->p, gp);
 	fiber_switch(mp->g0, gp, true);
+	errno = gp->goerrno;
 	gogo(gp);
 }
 
@@ -1326,6 +1343,7 @@ struct g *newproc(gort_fn fn, void *arg, struct task *t, size_t stacksize, int *
 	newg->task = t;
 	newg->parentgoid = me ? me->goid : 0;
 	newg->waitreason = WAIT_NONE;
+	newg->goerrno = 0;
 	if (pp) {
 		if (pp->goidcache == pp->goidcacheend) {
 			pp->goidcache = atomic_fetch_add(&sched.goidgen, GOID_BATCH) + 1;
@@ -1375,6 +1393,7 @@ static void goexit0(struct g *gp)
 	gp->waitreason = WAIT_NONE;
 	atomic_store_explicit(&gp->preempt, false, memory_order_relaxed);
 	dropg();
+	fiber_reset(gp);
 	gfput(mp->p, gp);
 	if (t)
 		task_goexit(t, mp->p);
@@ -1478,11 +1497,15 @@ void runtime_stop(void)
 		notewakeup(&mp->park);
 	sched.midle = NULL;
 	sched.nmidle = 0;
-	unlock(&sched.lock);
-	/* Ms parked with a locked G sleep outside midle. */
-	for (struct m *mp = sched.allm; mp; mp = mp->alllink)
-		if (!mp->exiting && mp->lockedg && mp->blocked && atomic_load(&mp->park.key) == 0)
+	/* Ms asleep with their locked G parked are not on midle. */
+	for (struct m *mp = sched.allm; mp; mp = mp->alllink) {
+		if (mp->idlelocked) {
+			mp->idlelocked = false;
+			sched.nmidlelocked--;
 			notewakeup(&mp->park);
+		}
+	}
+	unlock(&sched.lock);
 	netpoll_break();
 	if (!none)
 		notesleep(&sched.mexitnote);
@@ -1493,6 +1516,8 @@ void runtime_stop(void)
 	for (struct m *mp = sched.allm, *next; mp; mp = next) {
 		next = mp->alllink;
 		pthread_join((pthread_t)mp->thread, NULL);
+		if (mp->g0->fiber != mp->tsan_fiber0)
+			fiber_destroy(mp->g0);
 		free(mp->g0);
 		free(mp);
 	}

@@ -25,6 +25,18 @@ static inline void closep(int *fd) { if (*fd >= 0) close(*fd); }
 #define _cleanup_free_   _cleanup_(freep)
 #define _cleanup_close_  _cleanup_(closep)
 
+/* procyield: n spin-wait hints to the CPU (Go's procyield). */
+static inline void procyield(int n)
+{
+	while (n-- > 0) {
+#if defined(__x86_64__)
+		__builtin_ia32_pause();
+#elif defined(__aarch64__)
+		__asm__ volatile("yield");
+#endif
+	}
+}
+
 /* ---- low-level locks and notes (lock_futex.c) ----
  * mutex: a futex lock for runtime-internal state; holding one pins the goroutine to
  * its M (m->locks), so it may not park or be preempted while holding it.
@@ -115,6 +127,7 @@ struct g {
 	struct sudog *waiting;   /* sudogs this G is blocked on (select) */
 	_Atomic uint32_t selectdone;
 	int64_t waitsince;       /* gort_now() when it started waiting */
+	int goerrno;             /* errno while switched out (errno is per thread) */
 	struct g *alllink;       /* allgs list */
 	void *fiber;             /* TSan fiber / ASan fake stack (sanitizer builds) */
 	void *asan_fake_stack;
@@ -132,8 +145,8 @@ struct m {
 	int64_t id;
 	int32_t locks;           /* runtime locks held: no preemption, no parking */
 	bool spinning;           /* out of work, looking for some */
-	bool blocked;            /* parked on its note */
 	bool exiting;            /* runtime shutting down or locked G exited: leave */
+	bool idlelocked;         /* asleep in stoplockedm (sched.lock) */
 	struct note park;
 	struct m *schedlink;     /* idle M list */
 	struct m *alllink;
@@ -145,6 +158,7 @@ struct m {
 	bool (*waitunlockf)(struct g *gp, void *arg);
 	void *waitlock;
 	void *exitbuf[5];        /* __builtin_setjmp buffer: mexit returns into mstart */
+	void *tsan_fiber0;       /* TSan: the thread's own fiber (fiber.c) */
 	uintptr_t thread;        /* pthread_t */
 	int64_t ncgocall;
 };
@@ -490,8 +504,10 @@ void netpoll_flush(struct p *pp);
 /* Once per schedule(): submits pp's queued requests if the oldest has waited too
  * long for its batch (a P busy with runnable goroutines still starts its io). */
 void netpoll_schedule(struct p *pp);
-/* sysmon, every round: reaps completions if nobody has for 10 ms and no M is
- * blocked in netpoll; the readied Gs go to the global queue. Any thread. */
+/* sysmon, every round: reaps completions that have waited 10 ms for anyone to
+ * reap them (and epoll readiness nobody polled for 10 ms); the readied Gs go to
+ * the global queue. Cheap when there is nothing to do: a few loads per P. Any
+ * thread, typically sysmon's (concurrent calls: all but one return at once). */
 void netpoll_if_stale(void);
 /* io_cancel_g: cancels the io request gp is parked on (io_uring: ASYNC_CANCEL;
  * readiness poller: the wait ends); the call returns -1 with errno ECANCELED,
@@ -539,7 +555,11 @@ void fiber_switch(struct g *from, struct g *to, bool from_dying);
 void fiber_switched(struct g *to);
 void fiber_init_g0(struct g *g0);
 void fiber_started(void);
+void fiber_reset(struct g *gp);
+void fiber_exit_m(struct m *mp);
 #else
+static inline void fiber_exit_m(struct m *mp) { (void)mp; }
+static inline void fiber_reset(struct g *gp) { (void)gp; }
 static inline void fiber_create(struct g *gp) { (void)gp; }
 static inline void fiber_destroy(struct g *gp) { (void)gp; }
 static inline void fiber_switch(struct g *f, struct g *t, bool d) { (void)f; (void)t; (void)d; }

@@ -76,17 +76,6 @@ static inline bool mcas(gort_mutex *m, uint32_t old, uint32_t new)
 	return __atomic_compare_exchange_n(&m->state, &old, new, false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
 }
 
-static inline void procyield(int n)
-{
-	while (n-- > 0) {
-#if defined(__x86_64__)
-		__builtin_ia32_pause();
-#elif defined(__aarch64__)
-		__asm__ volatile("yield");
-#endif
-	}
-}
-
 /* Go's sync_runtime_canSpin: spin only a few times, only on a multicore machine
  * with another P running (who could release the mutex), and only while our own
  * P has nothing else to run. */

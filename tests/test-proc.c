@@ -388,6 +388,52 @@ START_TEST(test_fp_control_state_per_goroutine)
 }
 END_TEST
 
+/* ---- errno travels with the goroutine ---- */
+
+static _Atomic int errno_bad;
+
+/* errno through a call the compiler cannot fold (noipa: not even as a const function), so each access asks the
+ * thread it runs on (task code that caches &errno has the caveat HACKING.md
+ * describes) */
+static __attribute__((noipa)) int *errno_here(void)
+{
+	return &errno;
+}
+
+static void errno_worker(void *arg)
+{
+	int mine = (int)(long)arg;
+	*errno_here() = mine;
+	for (int i = 0; i < 300; i++) {
+		if (i % 3 == 0)
+			gort_sleep(10 * 1000);
+		else
+			gort_yield();
+		if (*errno_here() != mine)
+			atomic_store(&errno_bad, 1);
+		*errno_here() = mine;
+	}
+	gort_wg_done(&wg);
+}
+
+static int errno_main(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	gort_wg_add(&wg, 16);
+	for (long i = 0; i < 16; i++)
+		gort_go(errno_worker, (void *)(1000 + i));
+	gort_wg_wait(&wg);
+	ck_assert_int_eq(atomic_load(&errno_bad), 0);
+	return 0;
+}
+
+START_TEST(test_errno_per_goroutine)
+{
+	run_gort(errno_main, 2, 0);
+}
+END_TEST
+
 /* ---- gort_run twice ---- */
 
 static int twice_main(int argc, char **argv)
@@ -641,6 +687,7 @@ static Suite *proc_suite(void)
 	tcase_add_test(tc, test_locked_g_keeps_its_thread_and_frees_the_p);
 	tcase_add_test(tc, test_locked_g_exit_takes_thread);
 	tcase_add_test(tc, test_fp_control_state_per_goroutine);
+	tcase_add_test(tc, test_errno_per_goroutine);
 	tcase_add_test(tc, test_run_twice);
 	tcase_add_test(tc, test_cgroup_cpu_max_parse);
 	tcase_add_test(tc, test_procs_selection);
