@@ -76,6 +76,8 @@ mcall:
 	movq	%rsp, G_SCHED_SP(%rsi)
 	movq	G_M(%rsi), %rdx
 	movq	M_G0(%rdx), %rdx		/* rdx = gp->m->g0 */
+	cmpq	%rdx, %rsi			/* mcall on g0 would lose g0's stack top */
+	je	badmcall
 	movq	%rdx, %fs:(%rax)
 	movq	G_SCHED_SP(%rdx), %rsp		/* g0's stack, from its top again */
 	.cfi_undefined rip			/* g0's frames start here for an unwinder */

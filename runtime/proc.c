@@ -86,6 +86,7 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
+#include <valgrind/valgrind.h>
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
 #endif
@@ -678,6 +679,9 @@ static void *mstart(void *arg)
 		pthread_attr_destroy(&attr);
 	}
 	fiber_init_g0(mp->g0);
+	/* valgrind: g0 is one more stack the goroutines switch to and from */
+	if (RUNNING_ON_VALGRIND && mp->g0->stacksize)
+		VALGRIND_STACK_REGISTER(mp->g0->stacklo, mp->g0->stackhi);
 	minit(mp);
 	if (__builtin_setjmp(mp->exitbuf) == 0)
 		mstart1(mp);
@@ -1403,6 +1407,12 @@ static void goexit0(struct g *gp)
 		mexit(mp);
 	}
 	schedule();
+}
+
+/* arch/: mcall from g0 (a runtime bug: g0 has nowhere to switch to). */
+__attribute__((noreturn, used)) void badmcall(void)
+{
+	throw("runtime: mcall called on m->g0 stack");
 }
 
 /* Called by goexit, on the goroutine's stack. */
