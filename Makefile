@@ -221,8 +221,13 @@ check-fuzz: $(FUZZER)
 
 check: all check-x86 check-fuzz check-aarch64
 
-check-x86: $(TESTS)
-	@scripts/run-tests.sh $(TESTS)
+check-x86: $(TESTS) $(BUILD)/tests/arch-selftest
+	@scripts/run-tests.sh $(BUILD)/tests/arch-selftest $(TESTS)
+
+# The context switch alone, without the runtime (aarch64: in check-aarch64).
+$(BUILD)/tests/arch-selftest: tests/arch-selftest.c arch/$(ARCH).S arch/asm.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ tests/arch-selftest.c arch/$(ARCH).S $(LDFLAGS_SAN)
 
 # The core suites again for aarch64, cross-compiled and run under qemu-user.
 check-aarch64:

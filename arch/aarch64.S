@@ -115,6 +115,10 @@ mcall:
 	str	x10, [x1, #G_SCHED_SP]
 	ldr	x2, [x1, #G_M]
 	ldr	x2, [x2, #M_G0]			/* x2 = gp->m->g0 */
+	cmp	x1, x2				/* mcall on g0 would lose g0's stack top */
+	b.ne	1f
+	b	badmcall
+1:
 	str	x2, [x9]
 	ldr	x10, [x2, #G_SCHED_SP]
 	mov	sp, x10				/* g0's stack, from its top again */

@@ -1,5 +1,7 @@
 /* tests/arch-selftest.c: standalone test of arch/<arch>.S (gogo, mcall, goentry, goexit) and getg()'s TLS sequence, without the runtime. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <fenv.h>
 #include <pthread.h>
 #include <sched.h>
@@ -388,6 +390,14 @@ void fiber_started(void)
 	atomic_fetch_add(&nfiber_started, 1);
 }
 #endif
+
+/* mcall jumps here if called on g0: never in this test */
+void badmcall(void);
+void badmcall(void)
+{
+	fprintf(stderr, "FAIL: mcall called on g0\n");
+	abort();
+}
 
 /* called by goexit when a goroutine's entry function returns */
 void goexit1(void)
