@@ -266,7 +266,7 @@ static void gfput(struct p *pp, struct g *gp)
 			pp->gfree = g1->schedlink;
 			pp->gfreecnt--;
 			g1->schedlink = sched.gfree;
-			sched.gfree = g1;
+			__atomic_store_n(&sched.gfree, g1, __ATOMIC_RELAXED); /* peeked without gflock */
 			sched.ngfree++;
 		}
 		unlock(&sched.gflock);
@@ -280,7 +280,7 @@ static struct g *gfget(struct p *pp)
 		lock(&sched.gflock);
 		while (pp->gfreecnt < GFREE_MAX / 2 && sched.gfree) {
 			struct g *g1 = sched.gfree;
-			sched.gfree = g1->schedlink;
+			__atomic_store_n(&sched.gfree, g1->schedlink, __ATOMIC_RELAXED); /* peeked without gflock */
 			sched.ngfree--;
 			g1->schedlink = pp->gfree;
 			pp->gfree = g1;
@@ -329,7 +329,7 @@ static struct g *gfget_sized(struct p *pp, size_t size)
 		lock(&sched.gflock);
 		gp = sched.gfree;
 		if (gp) {
-			sched.gfree = gp->schedlink;
+			__atomic_store_n(&sched.gfree, gp->schedlink, __ATOMIC_RELAXED); /* peeked without gflock */
 			sched.ngfree--;
 		}
 		unlock(&sched.gflock);
