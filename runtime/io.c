@@ -56,6 +56,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 
 #include "netpoll.h"
 
@@ -424,16 +425,23 @@ GORT_EXPORT int gort_connect(int fd, const struct sockaddr *addr, socklen_t len)
 	return (int)posix(handoff(connect(fd, addr, len)));
 }
 
+/* openat(2) itself: glibc declares path nonnull, and a NULL path must fail with
+ * EFAULT as the kernel says, not be undefined behaviour. */
+static int sys_openat(int dirfd, const char *path, int flags, mode_t mode)
+{
+	return (int)syscall(SYS_openat, dirfd, path, flags, mode);
+}
+
 GORT_EXPORT int gort_openat(int dirfd, const char *path, int flags, mode_t mode)
 {
 	if (!on_goroutine())
-		return openat(dirfd, path, flags, mode);
+		return sys_openat(dirfd, path, flags, mode);
 	if (netpoll_uring_has(IOOP_OPENAT)) {
 		struct ioreq req = { .op = IOOP_OPENAT, .fd = dirfd, .buf = (void *)path, .flags = flags, .off = mode };
 		return (int)posix(netpoll_uring_do(&req, WAIT_IO));
 	}
 	netpoll_count_fallback();
-	return (int)posix(handoff(openat(dirfd, path, flags, mode)));
+	return (int)posix(handoff(sys_openat(dirfd, path, flags, mode)));
 }
 
 GORT_EXPORT int gort_close(int fd)

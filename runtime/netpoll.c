@@ -38,7 +38,8 @@
  *   - by schedule() on every 61st tick from its own ring (netpoll_schedule), so a
  *     P that never runs dry still sees its completions (and, for the fallback,
  *     epoll's readiness when no M is blocked in netpoll);
- *   - by sysmon if none of those happened for 10 ms (netpoll_if_stale).
+ *   - by sysmon when completions have waited 10 ms for any of those
+ *     (netpoll_if_stale).
  * The goroutine stays parked until its own completion arrives, whatever happens:
  * its buffers (on its stack or heap) stay valid for the kernel until then.
  *
@@ -92,8 +93,9 @@
  */
 
 #include <liburing.h>
-#include <string.h>
 #include <sched.h>
+#include <string.h>
+#include <valgrind/memcheck.h>
 
 #include "netpoll.h"
 
@@ -116,11 +118,15 @@ struct pio {
 	struct mutex sqlock;
 	_Atomic uint32_t nqueued;    /* prepared, not yet consumed by the kernel */
 	_Atomic int64_t firstqueued; /* nanotime() when the oldest of them was queued */
+	_Atomic uint32_t qrounds;    /* schedule() rounds since then (the P's M only) */
 	/* completion side */
 	_Atomic uint32_t reaping;    /* a reaper is in this ring's completion queue */
 	_Atomic int64_t inflight;    /* prepared, completion not yet reaped */
 	/* counters (netpoll_stats) */
 	_Atomic uint64_t submitted, enters, completions, fallbacks, fdwaits, cancels, resubmits;
+	/* netpoll_if_stale's view (sysmon's thread only) */
+	unsigned stalehead;
+	int64_t stalesince;
 } __attribute__((aligned(64)));
 
 static struct {
@@ -131,7 +137,10 @@ static struct {
 	bool has_linktimeout;
 	uint32_t fallback_ops;
 	_Atomic bool closing;        /* netpoll_fini: cancellations are final */
-	_Atomic int64_t lastreap;
+	_Atomic uint64_t epollwaits; /* epoll_wait calls (staleness of the fallback) */
+	_Atomic uint32_t staleguard; /* one netpoll_if_stale at a time */
+	uint64_t stalepolls;
+	int64_t stalepollsince;
 	_Atomic uint64_t stalereaps, nopfallbacks, nopfdwaits, nopcancels;
 } np;
 
@@ -180,6 +189,7 @@ static void cqe_handle(struct pio *io, const struct io_uring_cqe *cqe, struct gq
 	if (ud == 0)
 		return; /* a cancellation's or a linked timeout's own completion */
 	struct ioreq *req = (struct ioreq *)(uintptr_t)ud;
+	(void)atomic_load_explicit(&req->published, memory_order_acquire);
 	req->res = cqe->res;
 	atomic_fetch_sub_explicit(&io->inflight, 1, memory_order_relaxed);
 	netpoll_ready(req->w.g, ret);
@@ -251,8 +261,10 @@ static int ring_submit_locked(struct pio *io)
 
 static void queued_one(struct pio *io)
 {
-	if (atomic_fetch_add_explicit(&io->nqueued, 1, memory_order_relaxed) == 0)
+	if (atomic_fetch_add_explicit(&io->nqueued, 1, memory_order_relaxed) == 0) {
 		atomic_store_explicit(&io->firstqueued, nanotime(), memory_order_relaxed);
+		atomic_store_explicit(&io->qrounds, 0, memory_order_relaxed);
+	}
 }
 
 void netpoll_flush(struct p *pp)
@@ -281,9 +293,14 @@ void netpoll_schedule(struct p *pp)
 	struct pio *io = pp->io;
 	if (!io)
 		return;
-	if (atomic_load_explicit(&io->nqueued, memory_order_relaxed) != 0 &&
-	    nanotime() - atomic_load_explicit(&io->firstqueued, memory_order_relaxed) >= SUBMIT_DELAY_NS)
-		netpoll_flush(pp);
+	if (atomic_load_explicit(&io->nqueued, memory_order_relaxed) != 0) {
+		/* the clock only every 8th round: a queued batch costs one read */
+		uint32_t r = atomic_load_explicit(&io->qrounds, memory_order_relaxed) + 1;
+		atomic_store_explicit(&io->qrounds, r, memory_order_relaxed);
+		if ((r & 7) == 0 &&
+		    nanotime() - atomic_load_explicit(&io->firstqueued, memory_order_relaxed) >= SUBMIT_DELAY_NS)
+			netpoll_flush(pp);
+	}
 	if (pp->schedtick % 61 != 0)
 		return;
 	/* a P that never runs out of goroutines still sees its completions, and
@@ -291,8 +308,10 @@ void netpoll_schedule(struct p *pp)
 	 * only while goroutines wait on it) */
 	struct gqueue q = { 0 };
 	ring_reap(io, &q);
-	if (netpoll_epoll_waiters() > 0 && atomic_load(&sched.lastpoll) != 0)
+	if (netpoll_epoll_waiters() > 0 && atomic_load(&sched.lastpoll) != 0) {
+		atomic_fetch_add_explicit(&np.epollwaits, 1, memory_order_relaxed);
 		netpoll_epoll_wait(0, &q);
+	}
 	ready_queue(&q);
 }
 
@@ -373,6 +392,7 @@ static bool uring_park(struct g *gp, void *arg)
 	}
 	atomic_fetch_add_explicit(&io->inflight, 1, memory_order_relaxed);
 	queued_one(io);
+	atomic_store_explicit(&req->published, 1, memory_order_release);
 	/* a linked timeout's timespec is read at submission, from this G's stack:
 	 * valid, the G stays parked until the poll completes */
 	if (atomic_load_explicit(&io->nqueued, memory_order_relaxed) >= SUBMIT_BATCH)
@@ -384,6 +404,30 @@ static bool uring_park(struct g *gp, void *arg)
 bool netpoll_uring_has(enum ioop op)
 {
 	return np.mode == NETPOLL_URING && np.has[op];
+}
+
+/* Under valgrind: the kernel wrote these bytes asynchronously, where memcheck
+ * cannot see it (it sees system calls, not io_uring completions). */
+static void valgrind_kernel_wrote(struct ioreq *req, int32_t res)
+{
+	switch (req->op) {
+	case IOOP_READ:
+	case IOOP_PREAD:
+	case IOOP_RECV:
+		VALGRIND_MAKE_MEM_DEFINED(req->buf, (size_t)res);
+		break;
+	case IOOP_ACCEPT: {
+		socklen_t *len = (socklen_t *)(uintptr_t)req->off;
+		if (len) {
+			VALGRIND_MAKE_MEM_DEFINED(len, sizeof *len);
+			if (req->buf)
+				VALGRIND_MAKE_MEM_DEFINED(req->buf, *len);
+		}
+		break;
+	}
+	default:
+		break;
+	}
 }
 
 int32_t netpoll_uring_do(struct ioreq *req, enum waitreason why)
@@ -421,32 +465,25 @@ int32_t netpoll_uring_do(struct ioreq *req, enum waitreason why)
 		}
 		if (req->w.cancelled && (res == -EINTR || res == -ECANCELED))
 			return -ECANCELED;
+		if (res > 0 && RUNNING_ON_VALGRIND)
+			valgrind_kernel_wrote(req, res);
 		return res;
 	}
 }
 
 /* ---- the idle M's wait ---- */
 
-static inline void touch_lastreap(void)
-{
-	int64_t now = nanotime();
-	/* written at most once a millisecond: the word stays shared-clean */
-	if (now - atomic_load_explicit(&np.lastreap, memory_order_relaxed) > 1000000)
-		atomic_store_explicit(&np.lastreap, now, memory_order_relaxed);
-}
-
 void netpoll(int64_t delay, struct gqueue *ret)
 {
 	if (np.mode == NETPOLL_OFF)
 		return;
 	reap_all(ret);
-	touch_lastreap();
 	if (ret->head)
 		delay = 0; /* found work: do not sleep */
-	if (delay != 0 || netpoll_epoll_waiters() > 0)
+	if (delay != 0 || netpoll_epoll_waiters() > 0) {
+		atomic_fetch_add_explicit(&np.epollwaits, 1, memory_order_relaxed);
 		netpoll_epoll_wait(delay, ret);
-	if (delay != 0)
-		touch_lastreap();
+	}
 }
 
 void netpoll_break(void)
@@ -471,20 +508,44 @@ bool netpoll_waiters(void)
 	return netpoll_epoll_waiters() > 0;
 }
 
+/* Stale means: a ring has had completions waiting, its head unmoved, for 10 ms;
+ * or goroutines wait on epoll readiness, nobody called epoll_wait for 10 ms and
+ * no M is blocked in it. The hot paths pay nothing for this: sysmon compares
+ * what it saw on its previous rounds. */
 void netpoll_if_stale(void)
 {
-	if (np.mode == NETPOLL_OFF)
+	if (np.mode == NETPOLL_OFF || atomic_exchange(&np.staleguard, 1))
 		return;
-	if (nanotime() - atomic_load_explicit(&np.lastreap, memory_order_relaxed) < STALE_NS)
-		return;
-	if (atomic_load(&sched.lastpoll) == 0 || !netpoll_waiters())
-		return; /* an M is blocked in netpoll: it watches; or nothing to reap */
-	struct gqueue q = { 0 };
-	netpoll(0, &q);
-	if (q.head) {
+	int64_t now = nanotime();
+	bool stale = false;
+	for (int32_t i = 0; i < np.nrings; i++) {
+		struct pio *io = np.rings[i];
+		if (!io->ringok)
+			continue;
+		unsigned head = __atomic_load_n(io->ring.cq.khead, __ATOMIC_RELAXED);
+		if (!cq_nonempty(io) || head != io->stalehead) {
+			io->stalehead = head;
+			io->stalesince = now;
+		} else if (now - io->stalesince >= STALE_NS) {
+			stale = true;
+			io->stalesince = now;
+		}
+	}
+	uint64_t polls = atomic_load_explicit(&np.epollwaits, memory_order_relaxed);
+	if (netpoll_epoll_waiters() == 0 || polls != np.stalepolls || atomic_load(&sched.lastpoll) == 0) {
+		np.stalepolls = polls;
+		np.stalepollsince = now;
+	} else if (now - np.stalepollsince >= STALE_NS) {
+		stale = true;
+		np.stalepollsince = now;
+	}
+	if (stale) {
+		struct gqueue q = { 0 };
+		netpoll(0, &q);
 		counter_add(&np.stalereaps, 1);
 		ready_queue(&q);
 	}
+	atomic_store(&np.staleguard, 0);
 }
 
 /* ---- cancellation ---- */
@@ -637,7 +698,6 @@ static int rings_init(void)
 void netpoll_init(void)
 {
 	memset(&np, 0, sizeof np);
-	atomic_store(&np.lastreap, nanotime());
 	int r = netpoll_epoll_init();
 	if (r < 0)
 		throw("netpoll_init: cannot create the epoll set");

@@ -52,6 +52,10 @@ struct ioreq {
 	int64_t deadline;      /* poll: absolute CLOCK_MONOTONIC ns, 0: none */
 	struct __kernel_timespec ts;
 	int32_t res;           /* the completion's res: >= 0, or negative errno */
+	/* released by the submitter once the request is prepared, acquired by the
+	 * reaper before it writes res: the kernel orders the two (submission before
+	 * completion) but only this pair tells the compiler and ThreadSanitizer */
+	_Atomic uint32_t published;
 	bool resubmitted;      /* submitted again after a cancellation nobody asked for */
 	struct pio *ring;      /* the ring it went to */
 };
