@@ -72,7 +72,7 @@ static inline bool on_goroutine(void)
 static inline ssize_t posix(ssize_t r)
 {
 	if (r < 0) {
-		errno = (int)-r;
+		set_errno((int)-r); /* the G may be on another thread than at entry */
 		return -1;
 	}
 	return r;

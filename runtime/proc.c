@@ -146,6 +146,11 @@ void casgstatus(struct g *gp, uint32_t from, uint32_t to)
 	atomic_store_explicit(&gp->atomicstatus, to, memory_order_release);
 }
 
+__attribute__((noipa)) void set_errno(int e)
+{
+	errno = e;
+}
+
 int64_t nanotime(void)
 {
 	struct timespec ts;

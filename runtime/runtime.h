@@ -272,6 +272,11 @@ static inline uint32_t readgstatus(struct g *gp)
 	return atomic_load_explicit(&gp->atomicstatus, memory_order_acquire);
 }
 void casgstatus(struct g *gp, uint32_t from, uint32_t to);
+/* set_errno: errno of the thread running the caller now. Out of line and opaque
+ * to the optimiser, because the compiler treats __errno_location() as constant
+ * within a function, while a goroutine that parked may resume on another thread:
+ * the public calls that can park set errno through this. */
+void set_errno(int e);
 
 /* ---- proc.c ---- */
 _Noreturn void throw(const char *msg);

@@ -26,9 +26,9 @@ static bool under_valgrind;
 
 #define expect_errno(expr, e)                                                                      \
 	do {                                                                                       \
-		errno = 0;                                                                         \
+		test_set_errno(0);                                                                 \
 		long _r = (long)(expr);                                                            \
-		int _e = errno;                                                                    \
+		int _e = test_errno();                                                             \
 		ck_assert_msg(_r == -1 && _e == (e), "%s: got %ld, errno %d (%s); want -1, %s", #expr, \
 			      _r, _e, strerror(_e), strerror(e));                                  \
 	} while (0)

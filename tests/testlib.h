@@ -26,6 +26,19 @@
 		ck_assert_msg(_r != -1, "%s failed: %s", #expr, strerror(errno));            \
 	} while (0)
 
+/* errno of the thread running now: after a gort_* call that may park, the
+ * goroutine may be on another thread, and the compiler may reuse an errno
+ * address it computed before the call (docs/HACKING.md). */
+static __attribute__((noipa)) int test_errno(void)
+{
+	return errno;
+}
+
+static __attribute__((noipa)) void test_set_errno(int e)
+{
+	errno = e;
+}
+
 /* Workload sizes shrink under valgrind and the sanitizers (GORT_TEST_SCALE=k
  * divides them by k), never below 1. */
 static inline long scaled(long n)
