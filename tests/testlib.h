@@ -29,12 +29,12 @@
 /* errno of the thread running now: after a gort_* call that may park, the
  * goroutine may be on another thread, and the compiler may reuse an errno
  * address it computed before the call (docs/HACKING.md). */
-static __attribute__((noipa)) int test_errno(void)
+static __attribute__((noipa, unused)) int test_errno(void)
 {
 	return errno;
 }
 
-static __attribute__((noipa)) void test_set_errno(int e)
+static __attribute__((noipa, unused)) void test_set_errno(int e)
 {
 	errno = e;
 }
