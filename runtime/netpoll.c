@@ -483,6 +483,10 @@ void netpoll(int64_t delay, struct gqueue *ret)
 	if (delay != 0 || netpoll_epoll_waiters() > 0) {
 		atomic_fetch_add_explicit(&np.epollwaits, 1, memory_order_relaxed);
 		netpoll_epoll_wait(delay, ret);
+		/* Woken by task work on this thread (epoll_wait's EINTR): the kernel
+		 * just completed requests this M submitted, before epoll saw them. */
+		if (delay != 0 && !ret->head)
+			reap_all(ret);
 	}
 }
 
