@@ -92,7 +92,9 @@ $(OBJ)/%.o: %.S
 # section, gort_text, right after compiling, so that the preemption signal
 # handler can tell runtime code from program code even when both are linked
 # into one executable (tests, libgort.a users): the linker bounds the section
-# with __start_gort_text/__stop_gort_text (runtime/preempt.c).
+# with __start_gort_text/__stop_gort_text (runtime/preempt.c). -fno-plt: the
+# runtime calls other objects through the GOT, never through the executable's
+# PLT stubs, which are program code to the handler.
 ifeq ($(origin OBJCOPY),undefined)
 OBJCOPY := $(shell $(CC) -print-prog-name=objcopy)
 endif
@@ -100,7 +102,7 @@ GORT_TEXT := $(foreach s,.text .text.unlikely .text.hot .text.startup .text.exit
 
 $(OBJ)/runtime/%.o: runtime/%.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) -fno-plt $(DEPFLAGS) -c $< -o $@
 	$(OBJCOPY) $(GORT_TEXT) $@
 
 $(OBJ)/arch/%.o: arch/%.S

@@ -171,11 +171,11 @@ goexit:
 	.size	goexit, .-goexit
 
 /* asyncPreempt: asynchronous preemption (Go's asyncPreempt). The preemption
- * signal handler (runtime/preempt.c) found the goroutine at a safe point and
- * rewrote the signal context so that it resumes here with sp = interrupted sp - 16
- * holding the interrupted pc and PSTATE (NZCV among it); every register is
- * otherwise as interrupted, lr included (unlike Go, which may clobber its
- * reserved R27 and so pushes lr instead). The way back is the problem: a branch
+ * signal handler (runtime/preempt.c) found the goroutine at a safe point, put the
+ * interrupted pc and PSTATE (NZCV among it) in g->sigpc and g->sigpstate and made
+ * the thread resume here instead, every register as interrupted, sp and lr
+ * included (unlike Go, which may clobber its reserved R27 and so pushes lr
+ * instead). The way back is the problem: a branch
  * to an arbitrary pc needs its target in a register, and at an arbitrary pc no
  * register is free. So the state is saved as a kernel signal frame -- x0-x30, sp,
  * pc, PSTATE, and an fpsimd record with FPSR, FPCR and q0-q31 -- asyncPreempt2
@@ -189,8 +189,7 @@ goexit:
 asyncPreempt:
 	.cfi_startproc
 	.cfi_signal_frame			/* the return address is an exact pc */
-	.cfi_def_cfa sp, 16			/* CFA: the interrupted sp */
-	.cfi_offset x30, -16			/* the interrupted pc, for unwinders */
+	.cfi_def_cfa sp, 0			/* CFA: the interrupted sp */
 	hint	#38				/* bti jc: entered with any PSTATE.BTYPE */
 	sub	sp, sp, #(SF_SIZE & 0xfff)
 	.cfi_adjust_cfa_offset (SF_SIZE & 0xfff)
@@ -212,13 +211,16 @@ asyncPreempt:
 	stp	x24, x25, [x0, #192]
 	stp	x26, x27, [x0, #208]
 	stp	x28, x29, [x0, #224]
-	.cfi_offset x29, SF_REGS + 232 - SF_SIZE - 16
-	/* sp, pc and PSTATE: the handler's two words sit right above the frame */
+	.cfi_offset x29, SF_REGS + 232 - SF_SIZE
+	/* sp, and the pc and PSTATE the handler left in the goroutine */
+	tlsaddr	x1, x2
+	ldr	x1, [x1]			/* g */
+	ldp	x2, x3, [x1, #G_SIGPC]		/* x2 = pc, x3 = pstate */
 	add	x1, sp, #(SF_SIZE & 0xfff)
-	add	x1, x1, #(SF_SIZE >> 12), lsl #12
-	ldp	x2, x3, [x1], #16		/* x2 = pc, x3 = pstate; x1 = the interrupted sp */
+	add	x1, x1, #(SF_SIZE >> 12), lsl #12 /* the interrupted sp */
 	stp	x30, x1, [x0, #240]		/* regs[30], sp */
 	stp	x2, x3, [x0, #256]		/* pc, pstate */
+	.cfi_offset x30, SF_REGS + 256 - SF_SIZE /* the interrupted pc, for unwinders */
 	/* the fpsimd record, then the empty record that ends the list */
 	add	x0, sp, #SF_FPSIMD
 	movz	w1, #0x8001

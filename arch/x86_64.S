@@ -124,17 +124,18 @@ goexit:
 	.size	goexit, .-goexit
 
 /* asyncPreempt: asynchronous preemption (Go's asyncPreempt). The preemption
- * signal handler (runtime/preempt.c) found the goroutine at a safe point and
- * rewrote the signal context so that it resumes here as if it had called us:
- * rsp = interrupted rsp - 136, the interrupted pc at (%rsp), and the 128-byte red
- * zone the interrupted code may still be using left alone in between. Unlike a
- * call, nothing here may be assumed dead: rflags, all 15 general registers and
- * the x87/SSE/AVX/AVX-512 state (xsave with the mask and area size preempt_init
- * got from cpuid; fxsave on CPUs without xsave) go on the goroutine's stack.
+ * signal handler (runtime/preempt.c) found the goroutine at a safe point, put the
+ * interrupted pc in g->sigpc and made the thread resume here instead, every
+ * register (rsp included) as interrupted. Unlike after a call, nothing may be
+ * assumed dead, and the 128-byte red zone below rsp may hold the interrupted
+ * code's data: the trampoline steps past it, stores the pc as a return address
+ * (without touching rflags), then saves rflags, all 15 general registers and the
+ * x87/SSE/AVX/AVX-512 state (xsave with the mask and area size preempt_init got
+ * from cpuid; fxsave on CPUs without xsave) on the goroutine's stack.
  * asyncPreempt2 then gives the P away (mcall); when the goroutine is scheduled
  * again, on whichever M, it returns here, everything is restored, and
- * `ret $128` pops the interrupted pc and then the red-zone gap, so the
- * interrupted code continues with every register as it left it. */
+ * `ret $128` pops the pc and then the red-zone gap, so the interrupted code
+ * continues with every register as it left it. */
 .macro	SAVEREG r
 	pushq	%\r
 	.cfi_adjust_cfa_offset 8
@@ -153,7 +154,15 @@ goexit:
 asyncPreempt:
 	.cfi_startproc
 	.cfi_signal_frame			/* the return address is an exact pc */
-	.cfi_val_offset rsp, 128		/* the caller's rsp: past the red zone */
+	leaq	-136(%rsp), %rsp		/* the pc's slot, past the red zone */
+	pushq	%rax
+	movq	g_tls@gottpoff(%rip), %rax
+	movq	%fs:(%rax), %rax
+	movq	G_SIGPC(%rax), %rax
+	movq	%rax, 8(%rsp)
+	popq	%rax
+	.cfi_val_offset rsp, 128		/* from here: CFA = rsp + 8, and the caller's
+						   rsp is past the red zone */
 	pushfq
 	.cfi_adjust_cfa_offset 8
 	SAVEREG	rax
@@ -176,20 +185,18 @@ asyncPreempt:
 	cld					/* the C ABI wants DF clear */
 	subq	preempt_xsave_size(%rip), %rsp
 	andq	$-64, %rsp
+	/* Zero the area: XSAVE writes only XSTATE_BV of the header at 512, and
+	 * XRSTOR faults on a nonzero XCOMP_BV or reserved byte; nor does XSAVE write
+	 * components in their initial state, whose stale bytes XRSTOR then reads
+	 * (harmlessly, but valgrind's memcheck taints every restored register). */
+	movq	%rsp, %rdi
+	movq	preempt_xsave_size(%rip), %rcx
+	shrq	$3, %rcx
+	xorl	%eax, %eax
+	rep stosq
 	movq	preempt_xsave_mask(%rip), %rax
 	testq	%rax, %rax
 	jz	1f
-	/* XSAVE writes only XSTATE_BV of the 64-byte header at 512, and XRSTOR
-	 * faults on a nonzero XCOMP_BV or reserved byte: zero the header first. */
-	xorl	%ecx, %ecx
-	movq	%rcx, 512(%rsp)
-	movq	%rcx, 520(%rsp)
-	movq	%rcx, 528(%rsp)
-	movq	%rcx, 536(%rsp)
-	movq	%rcx, 544(%rsp)
-	movq	%rcx, 552(%rsp)
-	movq	%rcx, 560(%rsp)
-	movq	%rcx, 568(%rsp)
 	movq	%rax, %rdx
 	shrq	$32, %rdx
 	xsave64	(%rsp)

@@ -31,17 +31,19 @@
  *   - there is stack for the saved state below the interrupted sp.
  * Anywhere else it counts a deferred preemption and returns; sysmon signals
  * again on a later round (the retry interval doubles while it fails). At a safe
- * point it makes the interrupted code "call" asyncPreempt (arch/): it rewrites
- * the signal context so that the thread returns from the handler into the
- * trampoline on the goroutine's own stack, with the interrupted pc pushed where
- * the trampoline finds it. The trampoline saves every register -- general,
+ * point it makes the interrupted code "call" asyncPreempt (arch/): it stores
+ * the interrupted pc in g->sigpc and rewrites the signal context so that the
+ * thread returns from the handler into the trampoline, every register else as
+ * interrupted; the trampoline makes room for itself on the goroutine's stack
+ * (past the red zone on x86_64) and saves every register -- general,
  * flags, and the whole x87/SSE/AVX/AVX-512 state with xsave on x86_64; x0-x30,
  * NZCV, FPSR/FPCR and q0-q31 on aarch64 -- and calls asyncPreempt2 (here), which
  * switches to g0 (mcall) into gopreempt_m like the cooperative path. When the G
  * is scheduled again, on whichever M, asyncPreempt2 returns, the trampoline
  * restores everything and the interrupted code continues. The handler itself
- * only reads the M and G and writes the context and two words of stack: all of
- * it async-signal-safe.
+ * only reads the M and G and writes the context and g->sigpc: all of it
+ * async-signal-safe, and nothing below the interrupted sp (which valgrind could
+ * not follow through the sigreturn).
  *
  * Telling runtime code from program code. When the runtime is libgort.so, its
  * code is that object's. But tests link the runtime's objects into the
@@ -278,6 +280,24 @@ NO_SANITIZE static void sigpreempt_forward(int sig, siginfo_t *info, void *uctx)
 	/* SIG_DFL, SIG_IGN: SIGURG's default is to ignore it. */
 }
 
+#if defined(__x86_64__)
+#define REDZONE 128
+#else
+#define REDZONE 0
+#endif
+
+/* Bytes asyncPreempt and what it calls need below the interrupted sp. */
+NO_SANITIZE static inline uintptr_t preempt_frame_size(void)
+{
+#if defined(__x86_64__)
+	/* red zone, pc, flags and 15 registers, the xsave area and its alignment */
+	return REDZONE + 8 + 16 * 8 + preempt_xsave_size + 64 + PREEMPT_CALL_STACK;
+#elif defined(__aarch64__)
+	/* the signal frame */
+	return SF_SIZE + PREEMPT_CALL_STACK;
+#endif
+}
+
 /* Whether the goroutine cur, interrupted at pc with stack pointer sp, may be
  * stopped here (the essay's rules). */
 NO_SANITIZE static bool isAsyncSafePoint(struct m *mp, struct g *cur, uintptr_t pc, uintptr_t sp, ucontext_t *uc)
@@ -288,8 +308,8 @@ NO_SANITIZE static bool isAsyncSafePoint(struct m *mp, struct g *cur, uintptr_t 
 		return false;
 	if (!pc_is_program_code(pc))
 		return false;
+	uintptr_t need = preempt_frame_size();
 #if defined(__x86_64__)
-	uintptr_t need = 128 + 8 + 16 * 8 + preempt_xsave_size + 64 + PREEMPT_CALL_STACK;
 	/* state the trampoline's xsave mask leaves out (AMX tiles) must be unused */
 	const uint8_t *fp = (const uint8_t *)uc->uc_mcontext.fpregs;
 	if (preempt_xsave_mask && fp) {
@@ -301,7 +321,6 @@ NO_SANITIZE static bool isAsyncSafePoint(struct m *mp, struct g *cur, uintptr_t 
 	}
 #elif defined(__aarch64__)
 	(void)uc;
-	uintptr_t need = 16 + SF_SIZE + PREEMPT_CALL_STACK;
 	if (sp & 15)
 		return false;
 #endif
@@ -341,18 +360,14 @@ NO_SANITIZE static void doSigPreempt(int sig, siginfo_t *info, void *uctx)
 	atomic_store_explicit(&cur->preempt, false, memory_order_relaxed);
 	uint64_t seq = atomic_fetch_add_explicit(&recentseq, 1, memory_order_relaxed);
 	atomic_store_explicit(&recentpcs[seq % NRECENT], pc, memory_order_relaxed);
+	/* "Call" the trampoline: it finds the pc (and PSTATE) in the G and makes its
+	 * own room on the stack; sp stays as interrupted, nothing is written below
+	 * it here (valgrind could not follow that through the sigreturn). */
+	cur->sigpc = pc;
 #if defined(__x86_64__)
-	/* skip the red zone, push the pc as a call would */
-	sp -= 128 + 8;
-	*(uintptr_t *)sp = pc;
-	uc->uc_mcontext.gregs[REG_RSP] = (greg_t)sp;
 	uc->uc_mcontext.gregs[REG_RIP] = (greg_t)(uintptr_t)asyncPreempt;
 #elif defined(__aarch64__)
-	/* no red zone on aarch64; pc and PSTATE for the trampoline, lr untouched */
-	sp -= 16;
-	((uint64_t *)sp)[0] = pc;
-	((uint64_t *)sp)[1] = uc->uc_mcontext.pstate;
-	uc->uc_mcontext.sp = sp;
+	cur->sigpstate = uc->uc_mcontext.pstate;
 	uc->uc_mcontext.pc = (uintptr_t)asyncPreempt;
 #endif
 }

@@ -108,6 +108,10 @@ struct gobuf { uintptr_t sp; };
 struct g {
 	struct gobuf sched;      /* known to arch/ (G_SCHED_SP) */
 	struct m *m;             /* M running it, or NULL; known to arch/ (G_M) */
+	/* preempt.c: where asyncPreempt resumes the interrupted code, and (aarch64)
+	 * its PSTATE; set by the preemption signal handler. Known to arch/ (G_SIGPC,
+	 * G_SIGPSTATE) */
+	uintptr_t sigpc, sigpstate;
 	uintptr_t stacklo;       /* usable stack [stacklo, stackhi); a guard or a zero canary below */
 	uintptr_t stackhi;
 	size_t stacksize;        /* usable size */
@@ -246,6 +250,8 @@ extern size_t default_stacksize;
 _Static_assert(offsetof(struct g, sched) + offsetof(struct gobuf, sp) == G_SCHED_SP, "known to arch/");
 _Static_assert(offsetof(struct g, m) == G_M, "known to arch/");
 _Static_assert(offsetof(struct m, g0) == M_G0, "known to arch/");
+_Static_assert(offsetof(struct g, sigpc) == G_SIGPC, "known to arch/");
+_Static_assert(offsetof(struct g, sigpstate) == G_SIGPSTATE, "known to arch/");
 
 /* ---- the current goroutine ----
  * g_tls is read through asm volatile so that the compiler never keeps a thread's

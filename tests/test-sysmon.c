@@ -127,8 +127,9 @@ static int busy_main(int argc, char **argv)
 	struct sysmon_stats b = stats();
 	atomic_store(&stop, 1);
 	gort_wg_wait(&wg);
-	/* the spinner is preempted every slice, so we woke up... */
-	ck_assert_uint_ge(b.preempt_requested - a.preempt_requested, 5);
+	/* the spinner is preempted every slice (or, under TSan, whenever a signal
+	 * finds it outside TSan's runtime), so we woke up... */
+	ck_assert_uint_ge(b.preempt_requested - a.preempt_requested, 2);
 	/* ...but sysmon did not poll every 20 us to do it: a few rounds per 10 ms */
 	ck_assert_msg(b.rounds - a.rounds < (uint64_t)(dt / (200 * 1000)),
 		      "%llu rounds in %lld ms", (unsigned long long)(b.rounds - a.rounds),
