@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,11 +91,25 @@ static size_t respond(char *out, size_t room, int status, bool keep)
 	return n > 0 && (size_t)n < room ? (size_t)n : 0;
 }
 
+/* Closes after an error response: unread request bytes would make the kernel
+ * reset the connection, and the reset can overtake the response. So: no more
+ * writes, then read what the client still sends (for at most a second). */
+static void linger_close(int fd)
+{
+	char sink[4096];
+	shutdown(fd, SHUT_WR);
+	int64_t deadline = gort_now() + 1000000000LL;
+	while (gort_now() < deadline && gort_poll(fd, POLLIN, deadline - gort_now()) > 0)
+		if (gort_read(fd, sink, sizeof sink) <= 0)
+			break;
+	gort_close(fd);
+}
+
 static void serve(void *arg)
 {
 	struct conn *c = arg;
 	char out[MAX_BATCH * 128];
-	bool keep = true;
+	bool keep = true, failed = false;
 
 	while (keep) {
 		ssize_t n = gort_read(c->fd, c->buf + c->len, sizeof c->buf - c->len);
@@ -131,6 +146,7 @@ static void serve(void *arg)
 			    (lend[-1] != '0' && lend[-1] != '1')) {
 				status = 400;
 				keep = false;
+				failed = true;
 			} else {
 				http10 = lend[-1] == '0';
 			}
@@ -149,6 +165,7 @@ static void serve(void *arg)
 					if (*e || cl < 0) {
 						status = 400;
 						keep = false;
+						failed = true;
 					} else {
 						c->skip = (size_t)cl;
 					}
@@ -164,11 +181,15 @@ static void serve(void *arg)
 			/* a head larger than the buffer */
 			outlen += respond(out + outlen, sizeof out - outlen, 431, false);
 			keep = false;
+			failed = true;
 		}
 		if (outlen && write_all(c->fd, out, outlen) < 0)
 			break;
 	}
-	gort_close(c->fd);
+	if (failed)
+		linger_close(c->fd);
+	else
+		gort_close(c->fd);
 	free(c);
 }
 
