@@ -97,6 +97,8 @@ static int spinner_main(int argc, char **argv)
 	(void)argc;
 	(void)argv;
 	register_test_code();
+	atomic_store(&stop, 0);
+	atomic_store(&counter, 0);
 	struct sysmon_stats before = stats();
 	gort_wg_add(&wg, 2);
 	ck_assert_int_gt(gort_go(spin_until_stop, NULL), 0);
@@ -309,6 +311,8 @@ static int libc_main(int argc, char **argv)
 	(void)argc;
 	(void)argv;
 	register_test_code();
+	atomic_store(&phase, 0);
+	atomic_store(&other_ran, 0);
 	uint64_t seq;
 	uintptr_t pcs[64];
 	preempt_recent_pcs(0, pcs, 0, &seq);
@@ -477,6 +481,7 @@ static int jit_main(int argc, char **argv)
 	(void)argc;
 	(void)argv;
 	atomic_store(&target_state, 0);
+	atomic_store(&jitflag, 0);
 	gort_wg_add(&wg, 1);
 	ck_assert_int_gt(gort_go(jit_runner, NULL), 0);
 	while (atomic_load(&target_state) != 1)
@@ -559,6 +564,7 @@ static int coop_main(int argc, char **argv)
 	 * code for now (-ENOENT in a static build, where it never was). */
 	int r = preempt_code_remove_object((const void *)(uintptr_t)coop_looper);
 	ck_assert(r == 0 || r == -ENOENT);
+	atomic_store(&stop, 0);
 	struct sysmon_stats before = stats();
 	gort_wg_add(&wg, 2);
 	ck_assert_int_gt(gort_go(coop_looper, NULL), 0);
@@ -600,6 +606,8 @@ static int locked_main(int argc, char **argv)
 	(void)argc;
 	(void)argv;
 	register_test_code();
+	atomic_store(&stop, 0);
+	atomic_store(&counter, 0);
 	struct sysmon_stats before = stats();
 	gort_wg_add(&wg, 2);
 	ck_assert_int_gt(gort_go(locked_spinner, NULL), 0);
