@@ -83,11 +83,19 @@ static inline uint32_t rwlen(size_t n)
 	return n > MAX_RW_COUNT ? MAX_RW_COUNT : (uint32_t)n;
 }
 
+/* errno of the thread running now: a goroutine may have parked earlier in the
+ * same function and resumed on another thread, while the compiler keeps the
+ * errno address it computed before (see set_errno in runtime.h). */
+static __attribute__((noipa)) int cur_errno(void)
+{
+	return errno;
+}
+
 /* 1: O_NONBLOCK, 0: blocking, or -errno (-EBADF). */
 static int fd_nonblock(int fd)
 {
 	int fl = fcntl(fd, F_GETFL);
-	return fl < 0 ? -errno : !!(fl & O_NONBLOCK);
+	return fl < 0 ? -cur_errno() : !!(fl & O_NONBLOCK);
 }
 
 /* The syscall handoff: the call runs on this M; sysmon gives the P to another M
@@ -96,7 +104,7 @@ static int fd_nonblock(int fd)
 	({                                                              \
 		gort_syscall_enter();                                   \
 		long _r = (long)(call);                                 \
-		long _ret = _r < 0 ? -errno : _r;                       \
+		long _ret = _r < 0 ? -cur_errno() : _r;                 \
 		gort_syscall_exit();                                    \
 		_ret;                                                   \
 	})
@@ -147,9 +155,9 @@ static int fb_ready(int fd, short events, enum waitreason why)
 		struct pollfd p = { .fd = fd, .events = events };
 		int k = poll(&p, 1, 0);
 		if (k < 0) {
-			if (errno == EINTR)
+			if (cur_errno() == EINTR)
 				continue;
-			return -errno;
+			return -cur_errno();
 		}
 		if (k > 0)
 			return p.revents & POLLNVAL ? -EBADF : 1;
@@ -175,7 +183,7 @@ static ssize_t fb_recv(int fd, void *buf, size_t n, int flags)
 		}
 		if (r >= 0)
 			return (ssize_t)done + r;
-		int e = errno;
+		int e = cur_errno();
 		if (e == EINTR)
 			continue;
 		if ((e != EAGAIN && e != EWOULDBLOCK) || (flags & MSG_DONTWAIT))
@@ -203,7 +211,7 @@ static ssize_t fb_send(int fd, const void *buf, size_t n, int flags)
 				return (ssize_t)done;
 			continue;
 		}
-		int e = errno;
+		int e = cur_errno();
 		if (e == EINTR)
 			continue;
 		if ((e != EAGAIN && e != EWOULDBLOCK) || (flags & MSG_DONTWAIT))
@@ -295,7 +303,7 @@ GORT_EXPORT ssize_t gort_pread(int fd, void *buf, size_t n, off_t off)
 	if (off < 0) {
 		/* EINVAL, before the fd is even looked at, as pread(2) does; on the
 		 * ring -1 would mean "the file position" */
-		errno = EINVAL;
+		set_errno(EINVAL);
 		return -1;
 	}
 	if (netpoll_uring_has(IOOP_PREAD)) {
@@ -315,7 +323,7 @@ GORT_EXPORT ssize_t gort_pwrite(int fd, const void *buf, size_t n, off_t off)
 	if (!on_goroutine())
 		return pwrite(fd, buf, n, off);
 	if (off < 0) {
-		errno = EINVAL;
+		set_errno(EINVAL);
 		return -1;
 	}
 	if (netpoll_uring_has(IOOP_PWRITE)) {
@@ -399,7 +407,7 @@ static int connect_finish(int fd)
 	int err = 0;
 	socklen_t sl = sizeof err;
 	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &sl) < 0)
-		return -errno;
+		return -cur_errno();
 	return -err;
 }
 
@@ -454,7 +462,7 @@ GORT_EXPORT int gort_close(int fd)
 		r = netpoll_uring_do(&req, WAIT_IO);
 		/* io_uring refuses to close io_uring fds (EBADF): those the plain way */
 		if (r == -EBADF && fcntl(fd, F_GETFD) >= 0)
-			r = close(fd) < 0 ? -errno : 0;
+			r = close(fd) < 0 ? -cur_errno() : 0;
 	} else {
 		netpoll_count_fallback();
 		r = (int)handoff(close(fd));
@@ -508,7 +516,7 @@ GORT_EXPORT int gort_poll(int fd, short events, int64_t timeout_ns)
 	netpoll_count_fallback();
 	for (;;) {
 		int k = poll(&p, 1, 0);
-		if (k < 0 && errno != EINTR)
+		if (k < 0 && cur_errno() != EINTR)
 			return -1;
 		if (k > 0)
 			return p.revents;
