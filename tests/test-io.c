@@ -29,7 +29,7 @@ static bool under_valgrind;
 		test_set_errno(0);                                                                 \
 		long _r = (long)(expr);                                                            \
 		int _e = test_errno();                                                             \
-		ck_assert_msg(_r == -1 && _e == (e), "%s: got %ld, errno %d (%s); want -1, %s", #expr, \
+		ck_assert_msg(_r == -1 && _e == (e), "%s: got %ld, test_errno() %d (%s); want -1, %s", #expr, \
 			      _r, _e, strerror(_e), strerror(e));                                  \
 	} while (0)
 
@@ -47,7 +47,7 @@ static int read_full(int fd, void *buf, size_t n)
 	while (got < n) {
 		ssize_t r = gort_read(fd, (char *)buf + got, n - got);
 		if (r <= 0)
-			return r == 0 ? -EPIPE : -errno;
+			return r == 0 ? -EPIPE : -test_errno();
 		got += (size_t)r;
 	}
 	return 0;
@@ -59,7 +59,7 @@ static int write_full(int fd, const void *buf, size_t n)
 	while (done < n) {
 		ssize_t r = gort_write(fd, (const char *)buf + done, n - done);
 		if (r < 0)
-			return -errno;
+			return -test_errno();
 		done += (size_t)r;
 	}
 	return 0;
@@ -155,7 +155,7 @@ static void stream_writer(void *arg)
 			ssize_t r = s->use_sendrecv ? gort_send(s->wfd, buf + done, n - done, 0)
 						    : gort_write(s->wfd, buf + done, n - done);
 			if (r <= 0) {
-				s->err = errno;
+				s->err = test_errno();
 				gort_wg_done(s->wg);
 				return;
 			}
@@ -177,7 +177,7 @@ static void stream_reader(void *arg)
 		step++;
 		ssize_t r = s->use_sendrecv ? gort_recv(s->rfd, buf, want, 0) : gort_read(s->rfd, buf, want);
 		if (r <= 0) {
-			s->err = r == 0 ? EPIPE : errno;
+			s->err = r == 0 ? EPIPE : test_errno();
 			break;
 		}
 		for (ssize_t i = 0; i < r; i++) {
@@ -371,7 +371,7 @@ static void echo_server(void *arg)
 	for (;;) {
 		int fd = gort_accept(tcp.lfd, NULL, NULL);
 		if (fd < 0) {
-			if (errno == ECANCELED || errno == EBADF || errno == EINVAL)
+			if (test_errno() == ECANCELED || test_errno() == EBADF || test_errno() == EINVAL)
 				return;
 			continue;
 		}
@@ -388,7 +388,7 @@ static void echo_client(void *arg)
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(tcp.port),
 				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	if (fd < 0 || gort_connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
-		tcp_fail("connect", id, errno);
+		tcp_fail("connect", id, test_errno());
 		goto out;
 	}
 	uint8_t out[1500], in[1500];
@@ -400,7 +400,7 @@ static void echo_client(void *arg)
 		for (size_t i = 0; i < n; i++)
 			out[i] = pat((uint32_t)id, off + i);
 		if (write_full(fd, out, n) < 0) {
-			tcp_fail("write", id, errno);
+			tcp_fail("write", id, test_errno());
 			goto out;
 		}
 		int r = read_full(fd, in, n);
@@ -670,7 +670,7 @@ static int nonblock_main(int argc, char **argv)
 		sent += r;
 	ck_assert_int_gt(sent, 0);
 	ck_assert_int_eq(r, -1);
-	ck_assert_int_eq(errno, EAGAIN);
+	ck_assert_int_eq(test_errno(), EAGAIN);
 	free(big);
 
 	uint16_t port;
@@ -683,7 +683,7 @@ static int nonblock_main(int argc, char **argv)
 	ck_assert_int_eq(gort_poll(c, POLLOUT, 10 * 1000000000LL) & POLLOUT, POLLOUT);
 	int s = -1;
 	int64_t deadline = gort_now() + 10 * 1000000000LL;
-	while ((s = gort_accept(lfd, NULL, NULL)) < 0 && errno == EAGAIN && gort_now() < deadline)
+	while ((s = gort_accept(lfd, NULL, NULL)) < 0 && test_errno() == EAGAIN && gort_now() < deadline)
 		gort_sleep(1000000);
 	ck_assert_int_ge(s, 0);
 	gort_close(s);
@@ -806,7 +806,7 @@ static void accept_victim(void *arg)
 	(void)arg;
 	atomic_store(&victim.gp, getg());
 	int r = gort_accept(victim.fd, NULL, NULL);
-	atomic_store(&victim.err, errno);
+	atomic_store(&victim.err, test_errno());
 	atomic_store(&victim.result, r);
 	gort_wg_done(&victim.wg);
 }
@@ -816,7 +816,7 @@ static void read_victim(void *arg)
 	char *buf = arg;
 	atomic_store(&victim.gp, getg());
 	int r = (int)gort_read(victim.fd, buf, 8);
-	atomic_store(&victim.err, errno);
+	atomic_store(&victim.err, test_errno());
 	atomic_store(&victim.result, r);
 	gort_wg_done(&victim.wg);
 }
@@ -826,7 +826,7 @@ static void poll_victim(void *arg)
 	(void)arg;
 	atomic_store(&victim.gp, getg());
 	int r = gort_poll(victim.fd, POLLIN, 3600 * 1000000000LL);
-	atomic_store(&victim.err, errno);
+	atomic_store(&victim.err, test_errno());
 	atomic_store(&victim.result, r);
 	gort_wg_done(&victim.wg);
 }
@@ -928,7 +928,7 @@ static void race_acceptor(void *arg)
 		atomic_fetch_add(&race.ok, 1);
 		gort_close(fd);
 	} else {
-		ck_assert_int_eq(errno, ECANCELED);
+		ck_assert_int_eq(test_errno(), ECANCELED);
 		atomic_fetch_add(&race.canceled, 1);
 	}
 	gort_wg_done(&race.wg);
