@@ -16,7 +16,7 @@
 #   GORT_NO_URING=1      inherited by the gort binaries (their io falls back from io_uring)
 set -uo pipefail
 
-all_workloads=(spawn yield pingpong ring sleep park preempt httpd fileread)
+all_workloads=(spawn yield pingpong ring sleep park preempt httpd fileread daemon)
 
 usage() {
 	echo "usage: $0 BUILD_BIN_DIR [workload...]" >&2
@@ -193,6 +193,7 @@ run_impl() {
 	httpd) run_httpd "$out" "$name" "$binary" ;;
 	fileread) run_binary "$out" "$name" "$binary" "$data_file" ;;
 	preempt) timeout_s=${BENCH_TIMEOUT:-60} run_binary "$out" "$name" "$binary" ;;
+	daemon) run_binary "$out" "$name" "$binary" "$build" ;;
 	*) run_binary "$out" "$name" "$binary" ;;
 	esac
 }
@@ -243,7 +244,9 @@ for w in "${workloads[@]}"; do
 	fi
 
 	go_status=ok
-	if ! build_go "$w"; then
+	if [ ! -f "$root/bench/go/$w.go" ]; then
+		go_status="no Go twin"
+	elif ! build_go "$w"; then
 		go_status="no go"
 		$have_go && go_status="build failed"
 	else
