@@ -74,7 +74,7 @@ EXPORT_API   := -Wl,--export-dynamic-symbol=gort_*
 TASK_EXAMPLES := $(patsubst examples/tasks/%.c,$(BUILD)/examples/%.so,$(wildcard examples/tasks/*.c))
 DAEMON_FIXTURES := $(BUILD)/tests/fixtures/daemon_task.so $(BUILD)/tests/fixtures/daemon_plugin.so
 
-.PHONY: all deps check run bench asan tsan valgrind install clean check-x86 check-aarch64 fuzz check-fuzz
+.PHONY: all deps check run bench asan tsan valgrind install clean check-x86 check-aarch64 fuzz check-fuzz check-pkgconfig
 all: deps $(LIB_SO) $(LIB_A) $(LIB_PC) $(EXAMPLES) $(GORTD) $(GORTCTL) $(TASK_EXAMPLES)
 
 deps:
@@ -221,7 +221,12 @@ check-fuzz: $(FUZZER)
 		&& echo "PASS fuzz-wire                 15s  $$(grep -o 'Done [0-9]* runs' $(BUILD)/fuzz/check.log)" \
 		|| { echo "FAIL fuzz-wire"; tail -40 $(BUILD)/fuzz/check.log; exit 1; }
 
-check: all check-x86 check-fuzz check-aarch64
+check: all check-x86 check-fuzz check-pkgconfig check-aarch64
+
+# An embedding program linked against libgort.a with only what gort.pc says
+# (pkg-config --static), then run.
+check-pkgconfig: $(LIB_A) $(LIB_PC)
+	@tests/check-pkgconfig.sh $(BUILD)
 
 check-x86: $(TESTS) $(BUILD)/tests/arch-selftest
 	@scripts/run-tests.sh $(BUILD)/tests/arch-selftest $(TESTS)
