@@ -958,6 +958,8 @@ static void gdiscarded(void *arg)
  * it leaves through goexit0 like any other; its old frames are abandoned. */
 static void gdiscard(struct g *gp)
 {
+	if (gp->oncing)
+		once_abandon(gp); /* reads its frames: before they are reused */
 #if defined(__SANITIZE_ADDRESS__)
 	/* the abandoned frames' redzones must not outlive them */
 	__asan_unpoison_memory_region((void *)gp->stacklo, gp->stackhi - gp->stacklo);
@@ -1605,6 +1607,8 @@ GORT_EXPORT _Noreturn void gort_exit(void)
 	struct g *gp = getg();
 	if (!gp || gp == gp->m->g0)
 		throw("gort_exit: not on a goroutine");
+	if (unlikely(gp->oncing))
+		once_abandon(gp);
 	goexit1();
 }
 

@@ -138,6 +138,9 @@ struct g {
 	/* netpoll.c: the io request it is parked on (struct iowait *), 0 if none;
 	 * bit 0: pinned by io_cancel_g */
 	_Atomic uintptr_t iowait;
+	/* sync.c: the gort_once_do calls whose function runs on this G, innermost
+	 * first (records on its stack); once_abandon completes them */
+	struct oncerec *oncing;
 };
 
 struct m {
@@ -303,6 +306,11 @@ void goready(struct g *gp);
 /* injectglist: make a queue of waiting Gs runnable from any thread; wakes Ms. */
 void injectglist(struct gqueue *q);
 void gosched(void);
+/* once_abandon (sync.c): gp's code will never run again (gort_exit, its task
+ * ended) while gort_once_do functions run on it: each such once counts as done
+ * and its waiters return, as Go's deferred Store/Unlock do on Goexit. On gp or
+ * on g0 with a P, before gp's stack is reused. Can't fail. */
+void once_abandon(struct g *gp);
 int gfree_scavenge(int max);
 int64_t allg_count(void);
 void wakep(void);

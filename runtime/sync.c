@@ -208,22 +208,93 @@ GORT_EXPORT void gort_mutex_unlock(gort_mutex *m)
 		mutex_unlock_slow(m, new);
 }
 
-/* gort_once: Go's sync.Once. done is read without the mutex on the fast path;
- * it is set only after fn returned, under the mutex, so that every caller
- * returns after fn has completed. */
+/*
+ * gort_once: Go's sync.Once, whose slow path is
+ *
+ *	o.m.Lock(); defer o.m.Unlock()
+ *	if o.done.Load() == 0 { defer o.done.Store(1); f() }
+ *
+ * Every caller returns only after fn has completed; if fn never returns (it
+ * blocks forever) the other callers wait forever; if fn's goroutine ends
+ * instead (Goexit, panic) the deferred calls still run: the once counts as done
+ * and the waiters return. gort has no deferred calls, so the goroutine running
+ * fn keeps a record of the once on its own stack (g->oncing); whatever ends a
+ * goroutine for good -- gort_exit, the end of its task, whether it parked,
+ * spun or ended the task itself -- calls once_abandon first, which completes
+ * each recorded once as the defers would. A once in memory that outlives the
+ * task (the embedding program's, a plugin's) is thus never left half taken.
+ *
+ * The state is not a mutex (a goroutine waiting on a mutex that is taken away
+ * by its task's end would leave the mutex's waiter count wrong): m.state is
+ * ONCE_RUNNING | waiters * ONCE_WAITER, m.sema the waiters' semaphore. The
+ * finisher stores done and then swaps the state to 0, waking the waiters it
+ * counted; a waiter counts itself and then checks done again (both sequentially
+ * consistent): either it sees done or the finisher sees it. A waiter its task
+ * took away leaves one release without a taker on a once that is done for
+ * good: harmless.
+ */
+enum { ONCE_RUNNING = 1, ONCE_WAITER = 2 };
+
+struct oncerec {
+	gort_once *once;
+	struct oncerec *next;
+};
+
+static void once_finish(gort_once *once)
+{
+	__atomic_store_n(&once->done, 1, __ATOMIC_SEQ_CST);
+	uint32_t s = __atomic_exchange_n(&once->m.state, 0, __ATOMIC_SEQ_CST);
+	for (uint32_t w = s / ONCE_WAITER; w != 0; w--)
+		semrelease(&once->m.sema, false);
+}
+
+void once_abandon(struct g *gp)
+{
+	struct oncerec *r = gp->oncing;
+	gp->oncing = NULL;
+	for (; r; r = r->next)
+		once_finish(r->once);
+}
+
+static void once_slow(gort_once *once, void (*fn)(void))
+{
+	struct g *gp = getg();
+	if (gp && gp == gp->m->g0)
+		gp = NULL; /* a thread, not a goroutine: nothing ends it but returning */
+	for (;;) {
+		uint32_t s = __atomic_load_n(&once->m.state, __ATOMIC_SEQ_CST);
+		if (!(s & ONCE_RUNNING)) {
+			if (!__atomic_compare_exchange_n(&once->m.state, &s, s | ONCE_RUNNING, false,
+							 __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+				continue;
+			/* ours; it may have been completed just before we took it */
+			if (!__atomic_load_n(&once->done, __ATOMIC_SEQ_CST)) {
+				struct oncerec rec = { .once = once, .next = gp ? gp->oncing : NULL };
+				if (gp)
+					gp->oncing = &rec;
+				fn();
+				if (gp)
+					gp->oncing = rec.next;
+			}
+			once_finish(once);
+			return;
+		}
+		if (!__atomic_compare_exchange_n(&once->m.state, &s, s + ONCE_WAITER, false, __ATOMIC_SEQ_CST,
+						 __ATOMIC_SEQ_CST))
+			continue;
+		if (__atomic_load_n(&once->done, __ATOMIC_SEQ_CST))
+			return;
+		semacquire(&once->m.sema, false, WAIT_ONCE);
+		if (__atomic_load_n(&once->done, __ATOMIC_ACQUIRE))
+			return;
+	}
+}
+
 GORT_EXPORT void gort_once_do(gort_once *once, void (*fn)(void))
 {
 	if (likely(__atomic_load_n(&once->done, __ATOMIC_ACQUIRE)))
 		return;
 	if (unlikely(!fn))
 		gort_panic("sync: once with a NULL function");
-	uint32_t zero = 0;
-	if (!__atomic_compare_exchange_n(&once->m.state, &zero, MUTEX_LOCKED, false, __ATOMIC_ACQUIRE,
-					 __ATOMIC_RELAXED))
-		mutex_lock_slow(&once->m, WAIT_ONCE);
-	if (!__atomic_load_n(&once->done, __ATOMIC_RELAXED)) {
-		fn();
-		__atomic_store_n(&once->done, 1, __ATOMIC_RELEASE);
-	}
-	gort_mutex_unlock(&once->m);
+	once_slow(once, fn);
 }

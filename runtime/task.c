@@ -1041,6 +1041,10 @@ _Noreturn static void task_end_self(struct task *t, int code, int status, const 
 			 panic);
 	}
 	struct g *gp = getg();
+	/* onces whose function called this: completed now, while the task's
+	 * memory (the once may be in it) is still there */
+	if (gp->oncing)
+		once_abandon(gp);
 	/* Leave the task: from here on this goroutine runs runtime code only, and
 	 * it does not count among the goroutines the reaper waits for. */
 	if (atomic_load_explicit(&plugins_listening, memory_order_relaxed))

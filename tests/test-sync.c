@@ -369,6 +369,210 @@ START_TEST(test_panic_once_null_function)
 }
 END_TEST
 
+/* Go's Once: a function that ends its goroutine (Goexit) still counts as
+ * returned -- the deferred done.Store(1) and Unlock run -- so the waiters
+ * return and nobody runs it again. */
+static gort_once exit_once = GORT_ONCE_INIT;
+static _Atomic int exit_waiters_in, exit_waiters_out;
+
+static void fn_waits_then_exits(void)
+{
+	atomic_fetch_add(&once_calls, 1);
+	/* every waiter is parked on the once before the function ends its goroutine */
+	while (atomic_load(&exit_waiters_in) < 8)
+		gort_sleep(MS);
+	gort_sleep(5 * MS);
+	ck_assert_int_eq(atomic_load(&exit_waiters_out), 0);
+	gort_exit();
+}
+
+static void exit_once_runner(void *arg)
+{
+	(void)arg;
+	gort_once_do(&exit_once, fn_waits_then_exits);
+	ck_abort_msg("gort_exit in a once function returned");
+}
+
+static void exit_once_waiter(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&exit_waiters_in, 1);
+	gort_once_do(&exit_once, never_called);
+	atomic_fetch_add(&exit_waiters_out, 1);
+	gort_wg_done(&wg);
+}
+
+/* nested: the inner once's function ends the goroutine; both complete */
+static gort_once outer_once = GORT_ONCE_INIT, inner_once = GORT_ONCE_INIT;
+
+static void inner_exits(void)
+{
+	atomic_fetch_add(&once_calls, 1);
+	gort_exit();
+}
+
+static void outer_calls_inner(void)
+{
+	atomic_fetch_add(&once_calls, 1);
+	gort_once_do(&inner_once, inner_exits);
+	ck_abort_msg("unreachable");
+}
+
+static void nested_runner(void *arg)
+{
+	(void)arg;
+	gort_once_do(&outer_once, outer_calls_inner);
+}
+
+static int once_exit_main(int argc, char **argv)
+{
+	(void)argc, (void)argv;
+	atomic_store(&once_calls, 0);
+	ck_assert_int_gt(gort_go(exit_once_runner, NULL), 0);
+	while (atomic_load(&once_calls) == 0)
+		gort_yield();
+	gort_wg_add(&wg, 8);
+	for (int i = 0; i < 8; i++)
+		ck_assert_int_gt(gort_go(exit_once_waiter, NULL), 0);
+	gort_wg_wait(&wg);
+	ck_assert_int_eq(atomic_load(&exit_waiters_out), 8);
+	ck_assert_int_eq(atomic_load(&once_calls), 1);
+	ck_assert_uint_eq(exit_once.done, 1);
+	gort_once_do(&exit_once, never_called);
+
+	atomic_store(&once_calls, 0);
+	ck_assert_int_gt(gort_go(nested_runner, NULL), 0);
+	for (int k = 0; k < 10000 && !__atomic_load_n(&outer_once.done, __ATOMIC_ACQUIRE); k++)
+		gort_sleep(MS);
+	ck_assert_uint_eq(__atomic_load_n(&inner_once.done, __ATOMIC_ACQUIRE), 1);
+	ck_assert_uint_eq(__atomic_load_n(&outer_once.done, __ATOMIC_ACQUIRE), 1);
+	ck_assert_int_eq(atomic_load(&once_calls), 2);
+	gort_once_do(&outer_once, never_called);
+	gort_once_do(&inner_once, never_called);
+	return 0;
+}
+
+START_TEST(test_once_function_ends_its_goroutine)
+{
+	run_gort(once_exit_main, 2, 0);
+}
+END_TEST
+
+/* A function that never returns keeps the other callers waiting (Go: they
+ * block forever); when the task ends meanwhile -- here gort_run's main
+ * returns -- the once is completed as Goexit would, not left taken: the once
+ * is in the program's memory, which outlives the task, and the next gort_run
+ * finds it done. */
+static gort_once block_once = GORT_ONCE_INIT;
+static gort_chan *block_ch;
+static _Atomic int block_waiters_in, block_waiters_out;
+
+static void fn_blocks(void)
+{
+	atomic_fetch_add(&once_calls, 1);
+	int v;
+	gort_chan_recv(block_ch, &v); /* nobody sends */
+	ck_abort_msg("unreachable");
+}
+
+static void block_runner(void *arg)
+{
+	(void)arg;
+	gort_once_do(&block_once, fn_blocks);
+}
+
+static void block_waiter(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&block_waiters_in, 1);
+	gort_once_do(&block_once, never_called);
+	atomic_fetch_add(&block_waiters_out, 1);
+}
+
+static int once_block_main(int argc, char **argv)
+{
+	(void)argc, (void)argv;
+	atomic_store(&once_calls, 0);
+	block_ch = gort_chan_make(sizeof(int), 0);
+	ck_assert_ptr_nonnull(block_ch);
+	ck_assert_int_gt(gort_go(block_runner, NULL), 0);
+	while (atomic_load(&once_calls) == 0)
+		gort_yield();
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_gt(gort_go(block_waiter, NULL), 0);
+	while (atomic_load(&block_waiters_in) < 4)
+		gort_sleep(MS);
+	gort_sleep(20 * MS);
+	ck_assert_int_eq(atomic_load(&block_waiters_out), 0); /* still waiting, as in Go */
+	ck_assert_uint_eq(__atomic_load_n(&block_once.done, __ATOMIC_ACQUIRE), 0);
+	return 3; /* the task ends with the runner and the waiters parked */
+}
+
+static gort_once *after_once; /* which once the next gort_run finds done */
+
+static int once_after_main(int argc, char **argv)
+{
+	(void)argc, (void)argv;
+	gort_once_do(after_once, never_called);
+	return 4;
+}
+
+START_TEST(test_once_task_ends_while_function_blocks)
+{
+	run_gort(once_block_main, 2, 3);
+	ck_assert_uint_eq(__atomic_load_n(&block_once.done, __ATOMIC_ACQUIRE), 1);
+	ck_assert_uint_eq(__atomic_load_n(&block_once.m.state, __ATOMIC_ACQUIRE), 0);
+	ck_assert_int_eq(atomic_load(&block_waiters_out), 0); /* discarded, never resumed */
+	ck_assert_int_eq(atomic_load(&once_calls), 1);
+	after_once = &block_once;
+	run_gort(once_after_main, 1, 4);
+}
+END_TEST
+
+/* The function ends the whole task (gort_task_exit) on the main goroutine:
+ * the same. */
+static gort_once taskexit_once = GORT_ONCE_INIT;
+
+static void fn_task_exit(void)
+{
+	gort_task_exit(6);
+}
+
+static int once_taskexit_main(int argc, char **argv)
+{
+	(void)argc, (void)argv;
+	gort_once_do(&taskexit_once, fn_task_exit);
+	ck_abort_msg("unreachable");
+	return 0;
+}
+
+START_TEST(test_once_function_ends_the_task)
+{
+	run_gort(once_taskexit_main, 2, 6);
+	ck_assert_uint_eq(taskexit_once.done, 1);
+	ck_assert_uint_eq(taskexit_once.m.state, 0);
+	after_once = &taskexit_once;
+	run_gort(once_after_main, 1, 4);
+	gort_once_do(&taskexit_once, never_called); /* and from a plain thread */
+}
+END_TEST
+
+/* Outside any goroutine (a plain thread, no runtime running) it works too. */
+static _Atomic int thread_once_calls;
+static void thread_once_fn(void)
+{
+	atomic_fetch_add(&thread_once_calls, 1);
+}
+
+START_TEST(test_once_from_a_thread)
+{
+	gort_once o = GORT_ONCE_INIT;
+	gort_once_do(&o, thread_once_fn);
+	gort_once_do(&o, thread_once_fn);
+	ck_assert_int_eq(atomic_load(&thread_once_calls), 1);
+}
+END_TEST
+
 /* ---- wait groups ---- */
 
 static _Atomic long wg_work;
@@ -509,6 +713,10 @@ static Suite *sync_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_once_runs_once_and_others_wait);
 	tcase_add_test(tc, test_panic_once_null_function);
+	tcase_add_test(tc, test_once_function_ends_its_goroutine);
+	tcase_add_test(tc, test_once_task_ends_while_function_blocks);
+	tcase_add_test(tc, test_once_function_ends_the_task);
+	tcase_add_test(tc, test_once_from_a_thread);
 	tcase_add_test(tc, test_waitgroup_many_waiters_and_reuse);
 	tcase_add_test(tc, test_panic_waitgroup_negative);
 	tcase_add_test(tc, test_sema_count_and_fifo);
