@@ -6,7 +6,15 @@
  * (io_uring completions carry the same negative errno: errno = -res). Inside,
  * results are negative errno (STYLE.md); posix() converts at the boundary.
  *
+ * A task's fds 0, 1 and 2 are its own stdio, not the process's: every call maps
+ * them through task_fd first (gort_close leaves them open; task.c closes them
+ * when the task ends).
+ *
  * Paths, in order:
+ *   0. write and send on a socket: send(2) with MSG_DONTWAIT first, which never
+ *      blocks; when all of it goes at once (the common case) that is the call's
+ *      result for a blocking and a nonblocking socket alike, without a ring
+ *      request, a park or the fcntl below. Otherwise the rest goes by 2.-4.
  *   1. Not on a goroutine (a plain thread, g0, the runtime not started, a G
  *      inside gort_syscall_enter): the plain system call, blocking the thread.
  *   2. read, write, recv, send, accept and connect on an O_NONBLOCK fd: the plain
@@ -59,6 +67,7 @@
 #include <sys/syscall.h>
 
 #include "netpoll.h"
+#include "task.h"
 
 /* Linux's cap on one read or write (INT_MAX & PAGE_MASK); io_uring's len is 32 bits. */
 #define MAX_RW_COUNT 0x7ffff000u
@@ -81,6 +90,12 @@ static inline ssize_t posix(ssize_t r)
 static inline uint32_t rwlen(size_t n)
 {
 	return n > MAX_RW_COUNT ? MAX_RW_COUNT : (uint32_t)n;
+}
+
+/* A task's fds 0, 1 and 2 are its own stdio (task.c), not the process's. */
+static inline int stdio_fd(int fd)
+{
+	return (unsigned)fd <= 2 ? task_fd(fd) : fd;
 }
 
 /* errno of the thread running now: a goroutine may have parked earlier in the
@@ -262,10 +277,51 @@ static ssize_t fb_write(int fd, const void *buf, size_t n)
 	return (ssize_t)done;
 }
 
+/* ---- sockets: the write that goes out at once ---- */
+
+/* The first try of a write or send: send(2) with MSG_DONTWAIT, which cannot
+ * block whatever the fd's O_NONBLOCK says. A socket write that goes out whole at
+ * once is exactly what a blocking or a nonblocking write would have done, and it
+ * needs no fcntl, no ring request and no park (Go writes first, too). Returns
+ * the count sent, -ENOTSOCK for anything but a socket (the caller takes the
+ * usual path), -EAGAIN if nothing could go yet, or the call's final error. */
+static ssize_t send_now(int fd, const void *buf, size_t n, int flags)
+{
+	ssize_t r = send(fd, buf, n, flags | MSG_DONTWAIT);
+	return r < 0 ? -cur_errno() : r;
+}
+
+/* After send_now on a socket returned now: the rest of buf as the call's
+ * semantics say: nothing more for the caller's MSG_DONTWAIT or an O_NONBLOCK
+ * socket (the count, or EAGAIN), else wait until all of it went (the ring, or
+ * the readiness fallback), as a blocking write(2) does. The total sent, or
+ * negative errno if nothing was. */
+static ssize_t send_rest(enum ioop op, int fd, const void *buf, size_t n, int flags, ssize_t now)
+{
+	if (now == (ssize_t)n || (now < 0 && now != -EAGAIN) || (flags & MSG_DONTWAIT))
+		return now;
+	size_t done = now > 0 ? (size_t)now : 0;
+	int nb = fd_nonblock(fd);
+	if (nb != 0)
+		return done ? (ssize_t)done : (nb < 0 ? nb : -EAGAIN);
+	ssize_t r;
+	if (netpoll_uring_has(op)) {
+		r = ring_write(op, fd, (const char *)buf + done, n - done, op == IOOP_WRITE ? (uint64_t)-1 : 0, flags,
+			       false);
+	} else {
+		netpoll_count_fallback();
+		r = fb_send(fd, (const char *)buf + done, n - done, flags);
+	}
+	if (r < 0)
+		return done ? (ssize_t)done : r;
+	return (ssize_t)done + r;
+}
+
 /* ---- the calls ---- */
 
 GORT_EXPORT ssize_t gort_read(int fd, void *buf, size_t n)
 {
+	fd = stdio_fd(fd);
 	if (!on_goroutine())
 		return read(fd, buf, n);
 	int nb = fd_nonblock(fd);
@@ -283,8 +339,12 @@ GORT_EXPORT ssize_t gort_read(int fd, void *buf, size_t n)
 
 GORT_EXPORT ssize_t gort_write(int fd, const void *buf, size_t n)
 {
+	fd = stdio_fd(fd);
 	if (!on_goroutine())
 		return write(fd, buf, n);
+	ssize_t now = send_now(fd, buf, n, 0);
+	if (now != -ENOTSOCK)
+		return posix(send_rest(IOOP_WRITE, fd, buf, n, 0, now));
 	int nb = fd_nonblock(fd);
 	if (nb < 0)
 		return posix(nb);
@@ -298,6 +358,7 @@ GORT_EXPORT ssize_t gort_write(int fd, const void *buf, size_t n)
 
 GORT_EXPORT ssize_t gort_pread(int fd, void *buf, size_t n, off_t off)
 {
+	fd = stdio_fd(fd);
 	if (!on_goroutine())
 		return pread(fd, buf, n, off);
 	if (off < 0) {
@@ -320,6 +381,7 @@ GORT_EXPORT ssize_t gort_pread(int fd, void *buf, size_t n, off_t off)
 
 GORT_EXPORT ssize_t gort_pwrite(int fd, const void *buf, size_t n, off_t off)
 {
+	fd = stdio_fd(fd);
 	if (!on_goroutine())
 		return pwrite(fd, buf, n, off);
 	if (off < 0) {
@@ -338,6 +400,7 @@ GORT_EXPORT ssize_t gort_pwrite(int fd, const void *buf, size_t n, off_t off)
 
 GORT_EXPORT ssize_t gort_recv(int fd, void *buf, size_t n, int flags)
 {
+	fd = stdio_fd(fd);
 	if (!on_goroutine())
 		return recv(fd, buf, n, flags);
 	int nb = fd_nonblock(fd);
@@ -355,21 +418,16 @@ GORT_EXPORT ssize_t gort_recv(int fd, void *buf, size_t n, int flags)
 
 GORT_EXPORT ssize_t gort_send(int fd, const void *buf, size_t n, int flags)
 {
+	fd = stdio_fd(fd);
 	if (!on_goroutine())
 		return send(fd, buf, n, flags);
-	int nb = fd_nonblock(fd);
-	if (nb < 0)
-		return posix(nb);
-	if (nb)
-		return send(fd, buf, n, flags);
-	if (netpoll_uring_has(IOOP_SEND))
-		return posix(ring_write(IOOP_SEND, fd, buf, n, 0, flags, flags & MSG_DONTWAIT));
-	netpoll_count_fallback();
-	return posix(fb_send(fd, buf, n, flags));
+	/* ENOTSOCK stays the answer for anything but a socket */
+	return posix(send_rest(IOOP_SEND, fd, buf, n, flags, send_now(fd, buf, n, flags)));
 }
 
 GORT_EXPORT int gort_accept(int fd, struct sockaddr *addr, socklen_t *len)
 {
+	fd = stdio_fd(fd);
 	if (!on_goroutine())
 		return accept4(fd, addr, len, SOCK_CLOEXEC);
 	int nb = fd_nonblock(fd);
@@ -413,6 +471,7 @@ static int connect_finish(int fd)
 
 GORT_EXPORT int gort_connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
+	fd = stdio_fd(fd);
 	if (!on_goroutine())
 		return connect(fd, addr, len);
 	int nb = fd_nonblock(fd);
@@ -454,6 +513,10 @@ GORT_EXPORT int gort_openat(int dirfd, const char *path, int flags, mode_t mode)
 
 GORT_EXPORT int gort_close(int fd)
 {
+	/* a task's 0, 1 and 2 are task.c's to close when the task ends: the
+	 * process's own must not go, nor the task's copy under task.c's feet */
+	if ((unsigned)fd <= 2 && task_current_id() != 0)
+		return 0;
 	if (!on_goroutine())
 		return close(fd);
 	int r;
@@ -474,6 +537,7 @@ GORT_EXPORT int gort_close(int fd)
 
 GORT_EXPORT int gort_fsync(int fd)
 {
+	fd = stdio_fd(fd);
 	if (!on_goroutine())
 		return fsync(fd);
 	if (netpoll_uring_has(IOOP_FSYNC)) {
@@ -486,6 +550,7 @@ GORT_EXPORT int gort_fsync(int fd)
 
 GORT_EXPORT int gort_poll(int fd, short events, int64_t timeout_ns)
 {
+	fd = stdio_fd(fd);
 	struct pollfd p = { .fd = fd, .events = events };
 	if (!on_goroutine()) {
 		struct timespec ts = { timeout_ns / 1000000000, timeout_ns % 1000000000 };

@@ -447,6 +447,7 @@ int32_t netpoll_uring_do(struct ioreq *req, enum waitreason why)
 	struct g *gp = getg();
 	req->w.kind = IOWAIT_RING;
 	req->w.g = gp;
+	req->w.goid = gp->goid;
 	req->w.cancelled = false;
 	for (int nosqe = 0;;) {
 		req->res = 0;
@@ -588,7 +589,7 @@ static int ring_cancel(struct ioreq *req)
 	return r;
 }
 
-int io_cancel_g(struct g *gp)
+int io_cancel_g(struct g *gp, int64_t goid)
 {
 	uintptr_t v;
 	for (int spins = 0;; spins++) {
@@ -602,7 +603,12 @@ int io_cancel_g(struct g *gp)
 			sched_yield();
 	}
 	/* Pinned: gp cannot be readied, so *w (on its stack) stays put. */
-	struct iowait *w = (struct iowait *)v;
+	struct iowait *w = (struct iowait *)(v & ~(uintptr_t)1);
+	if (w->goid != goid) {
+		/* gp was reused by another goroutine since the caller looked */
+		atomic_store_explicit(&gp->iowait, v, memory_order_release);
+		return -ENOENT;
+	}
 	uint8_t kind = w->kind;
 	struct gqueue q = { 0 };
 	int r;

@@ -35,6 +35,7 @@ struct iowait {
 	uint8_t kind;
 	bool cancelled;  /* io_cancel_g asked: the call returns -ECANCELED unless it completed */
 	struct g *g;
+	int64_t goid;    /* g's goid when it parked: io_cancel_g's check that g is still that goroutine */
 };
 
 /* One io_uring request: the call's arguments and, once the G is readied, its

@@ -339,7 +339,7 @@ int netpoll_fd_wait(int fd, uint32_t events, int64_t deadline, enum waitreason w
 	if (!pd)
 		return fd >= PD_L1 * PD_L2 ? -ERANGE : -ENOMEM;
 	struct fdwait w = {
-		.w = { .kind = IOWAIT_FD, .g = getg() },
+		.w = { .kind = IOWAIT_FD, .g = getg(), .goid = getg()->goid },
 		.fd = fd,
 		.events = events,
 	};

@@ -533,8 +533,9 @@ void netpoll_if_stale(void);
  * unless it completed first. gp stays parked until the request's completion has
  * arrived, so its buffers stay valid. 0: cancellation requested; -ENOENT: gp is
  * not parked in a cancellable io call (running, elsewhere, or in a blocking
- * syscall). Any thread; gp must not exit meanwhile (its owner's job). */
-int io_cancel_g(struct g *gp);
+ * syscall), or is no longer goroutine goid (the G was reused meanwhile). Any
+ * thread; the G memory itself must stay allocated (Gs are never freed). */
+int io_cancel_g(struct g *gp, int64_t goid);
 /* Which io path is in use, and its counters (for stats). */
 enum netpoll_mode {
 	NETPOLL_OFF = 0,   /* runtime not started */

@@ -921,13 +921,14 @@ struct reap_scan {
 	int n;
 	struct g *g[REAP_BATCH];
 	struct m *m[REAP_BATCH];   /* the M it ran on, NULL for io */
+	int64_t goid[REAP_BATCH];  /* for io: which goroutine the G was (io_cancel_g checks) */
 };
 
 /* The fields are read racily, as stats.c's listing reads them (a G may change
  * state under us): a stale read costs one useless signal (the handler sees no
  * request on the G it interrupts), and io_cancel_g pins the G's io wait before
- * touching it. A G reused by another task between this read and io_cancel_g
- * would see its io cancelled (ECANCELED): the window is a few instructions. */
+ * touching it and checks that it is still the goroutine read here (its goid):
+ * a G reused by another goroutine meanwhile keeps its io. */
 #define RACY(x) (*(const volatile __typeof__(x) *)&(x))
 __attribute__((no_sanitize("thread"))) static void reap_one(struct g *gp, void *arg)
 {
@@ -942,6 +943,7 @@ __attribute__((no_sanitize("thread"))) static void reap_one(struct g *gp, void *
 		uint8_t why = RACY(gp->waitreason);
 		if (why == WAIT_IO_READ || why == WAIT_IO_WRITE || why == WAIT_IO || why == WAIT_POLL) {
 			s->g[s->n] = gp;
+			s->goid[s->n] = RACY(gp->goid);
 			s->m[s->n++] = NULL;
 		}
 	}
@@ -963,7 +965,7 @@ static void reap_running(struct task *t)
 			atomic_store_explicit(&s->g[i]->preempt, true, memory_order_relaxed);
 			preemptM(s->m[i]);
 		} else {
-			io_cancel_g(s->g[i]);
+			io_cancel_g(s->g[i], s->goid[i]);
 		}
 	}
 	free(s);

@@ -847,7 +847,8 @@ static void cancel_one(gort_fn fn, void *arg)
 	gort_wg_add(&victim.wg, 1);
 	ck_assert_int_gt(gort_go(fn, arg), 0);
 	wait_parked_in_io(&victim.gp);
-	ck_assert_int_eq(io_cancel_g(atomic_load(&victim.gp)), 0);
+	struct g *gp = atomic_load(&victim.gp);
+	ck_assert_int_eq(io_cancel_g(gp, gp->goid), 0);
 	gort_wg_wait(&victim.wg);
 	ck_assert_int_eq(atomic_load(&victim.result), -1);
 	ck_assert_int_eq(atomic_load(&victim.err), ECANCELED);
@@ -884,6 +885,24 @@ static int cancel_main(int argc, char **argv)
 	ck_assert_mem_eq(back, "after", 5);
 	ck_assert_mem_eq(buf, "\0\0\0\0\0", 5);
 	free(buf);
+	/* another goroutine's goid (the G reused since the caller looked): the
+	 * read is left alone and completes */
+	buf = calloc(1, 8);
+	atomic_store(&victim.gp, NULL);
+	atomic_store(&victim.result, 12345);
+	gort_wg_add(&victim.wg, 1);
+	ck_assert_int_gt(gort_go(read_victim, buf), 0);
+	wait_parked_in_io(&victim.gp);
+	struct g *rgp = atomic_load(&victim.gp);
+	ck_assert_int_eq(io_cancel_g(rgp, rgp->goid + 1), -ENOENT);
+	ck_assert_int_eq(io_cancel_g(rgp, rgp->goid - 1), -ENOENT);
+	uintptr_t iow = atomic_load(&rgp->iowait);
+	ck_assert_msg(iow != 0 && !(iow & 1), "iowait %#lx: not parked, or left pinned", (unsigned long)iow);
+	ck_assert_int_eq(gort_write(p[1], "kept", 4), 4);
+	gort_wg_wait(&victim.wg);
+	ck_assert_int_eq(atomic_load(&victim.result), 4);
+	ck_assert_mem_eq(buf, "kept", 4);
+	free(buf);
 	/* a poll with a long timeout */
 	cancel_one(poll_victim, NULL);
 	gort_close(p[0]);
@@ -897,8 +916,9 @@ static int cancel_main(int argc, char **argv)
 	while (!atomic_load(&victim.gp))
 		gort_yield();
 	gort_sleep(10 * 1000000LL);
-	ck_assert_int_eq(io_cancel_g(atomic_load(&victim.gp)), -ENOENT);
-	ck_assert_int_eq(io_cancel_g(getg()), -ENOENT);
+	struct g *gp = atomic_load(&victim.gp);
+	ck_assert_int_eq(io_cancel_g(gp, gp->goid), -ENOENT);
+	ck_assert_int_eq(io_cancel_g(getg(), getg()->goid), -ENOENT);
 	gort_wg_wait(&victim.wg);
 	return 0;
 }
@@ -964,7 +984,7 @@ static int cancel_race_main(int argc, char **argv)
 		for (long i = 0; i < n; i++)
 			ck_assert_int_gt(gort_go(race_connector, NULL), 0);
 		for (long i = 0; i < n; i++)
-			io_cancel_g(atomic_load(&race.gps[i]));
+			io_cancel_g(atomic_load(&race.gps[i]), atomic_load(&race.gps[i])->goid);
 		gort_wg_wait(&race.wg);
 		ck_assert_int_eq(atomic_load(&race.ok) + atomic_load(&race.canceled), n);
 		/* connections nobody accepted wait in the backlog: drain them */

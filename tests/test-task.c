@@ -727,6 +727,38 @@ START_TEST(test_log_ring_keeps_last_64k)
 }
 END_TEST
 
+/* A task's gort_read/gort_write/gort_poll on fds 0, 1, 2 use its own stdio
+ * (task_fd), not the process's; gort_close leaves them open. */
+START_TEST(test_raw_stdio_io)
+{
+	int in[2];
+	ck_assert_int_eq(pipe2(in, O_CLOEXEC), 0);
+	struct run r;
+	memset(&r, 0, sizeof r);
+	struct task_spec spec = TASK_SPEC_INIT;
+	spec.fd = fix_open("task_output.so");
+	spec.argc = 3;
+	spec.argv = (char *[]){ "output", "0", "raw", NULL };
+	r.out = memfd_create("out", MFD_CLOEXEC);
+	r.err = memfd_create("err", MFD_CLOEXEC);
+	spec.stdin_fd = in[0];
+	spec.stdout_fd = r.out;
+	spec.stderr_fd = r.err;
+	char err[256];
+	int rc = task_start(&spec, &r.t, err, sizeof err);
+	ck_assert_msg(rc == 0, "task_start: %s (%s)", strerror(-rc), err);
+	close(spec.fd);
+	ck_assert_int_eq(write(in[1], "ping\n", 5), 5);
+	close(in[1]);
+	finish_task(&r, 30);
+	close(in[0]);
+	ck_assert_int_eq(r.code, 0);
+	ck_assert_str_eq(r.outs, "raw: ping\nstill\n");
+	ck_assert_str_eq(r.errs, "raw err\n");
+	run_done(&r);
+}
+END_TEST
+
 /* ---- the table ---- */
 
 START_TEST(test_find_list_forget)
@@ -821,6 +853,7 @@ static Suite *task_suite(void)
 	tcase_add_test(tc, test_stack_size);
 	tcase_add_test(tc, test_default_output_to_log);
 	tcase_add_test(tc, test_log_ring_keeps_last_64k);
+	tcase_add_test(tc, test_raw_stdio_io);
 	tcase_add_test(tc, test_find_list_forget);
 	tcase_add_test(tc, test_shutdown_kills_everything);
 	suite_add_tcase(s, tc);
