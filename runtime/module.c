@@ -469,8 +469,8 @@ int module_load(int fd, const char *what, const char *label, const char *entry, 
 			  info.init_size / sizeof(struct gort_init_record));
 	if (r >= 0)
 		r = m->slot = span_add(m->textlo, m->texthi);
-	/* Its code is program code that asynchronous preemption may stop (at
-	 * most 64 such ranges: beyond them a task gets cooperative preemption only). */
+	/* Its code is program code that asynchronous preemption may stop (only
+	 * out of memory leaves a task with cooperative preemption alone). */
 	if (r >= 0)
 		m->preemptible = preempt_code_add(m->textlo, m->texthi) == 0;
 	if (r < 0) {

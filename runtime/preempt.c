@@ -124,33 +124,91 @@ _Static_assert(offsetof(struct rt_sigframe, uc.uc_mcontext.__reserved) == SF_FPS
 _Static_assert(SF_SIZE % 16 == 0, "the frame keeps sp 16-byte aligned");
 #endif
 
-/* ---- code ranges ---- */
-
-#define NCODE 64
-static struct {
-	_Atomic uintptr_t lo, hi; /* hi == 0: free */
-} coderanges[NCODE];
+/* ---- code ranges ----
+ *
+ * The signal handler reads the table of program code ranges; module loads and
+ * unloads change it. The table is an immutable array sorted by lo, published
+ * through one pointer (RCU style): a writer (under codelock) builds the new
+ * array, publishes it, then waits until no handler can still be reading the
+ * old one and frees it. A handler announces itself in codereaders before it
+ * loads the pointer and leaves after its last access to the array: all
+ * sequentially consistent, so a writer that published and then sees no reader
+ * knows every later reader loads the new array. A reader never waits, takes no
+ * lock and calls nothing: async-signal-safe. The wait is short (a handler
+ * reads for a few hundred ns) and only module loads and unloads pay it.
+ *
+ * Ranges may nest (a test's own section inside the program's text): maxhi[i]
+ * is the largest hi of ranges 0..i, so a lookup finds the last range with
+ * lo <= pc by bisection and walks back only while an earlier range can still
+ * reach pc.
+ */
+struct coderange {
+	uintptr_t lo, hi, maxhi;
+};
+struct codetab {
+	size_t n;
+	struct coderange r[];
+};
+static struct codetab *_Atomic codetab; /* NULL: empty */
+static _Atomic long codereaders;
 static pthread_mutex_t codelock = PTHREAD_MUTEX_INITIALIZER;
+
+/* index of [lo, hi) in t, or -1 */
+static ssize_t codetab_find(const struct codetab *t, uintptr_t lo, uintptr_t hi)
+{
+	for (size_t i = 0; t && i < t->n; i++)
+		if (t->r[i].lo == lo && t->r[i].hi == hi)
+			return (ssize_t)i;
+	return -1;
+}
+
+/* Publishes t (owned by the table from now on) in place of the current one,
+ * which it frees once no handler can be reading it. Under codelock. */
+static void codetab_publish(struct codetab *t)
+{
+	uintptr_t maxhi = 0;
+	for (size_t i = 0; t && i < t->n; i++) {
+		if (t->r[i].hi > maxhi)
+			maxhi = t->r[i].hi;
+		t->r[i].maxhi = maxhi;
+	}
+	struct codetab *old = atomic_exchange(&codetab, t);
+	/* A reader that may hold old announced itself before loading the pointer,
+	 * which it loaded before our exchange: it is counted now, or gone. */
+	for (unsigned spins = 0; atomic_load(&codereaders) != 0; spins++) {
+		if (spins < 64)
+			procyield(10);
+		else
+			sched_yield();
+	}
+	free(old);
+}
 
 int preempt_code_add(uintptr_t lo, uintptr_t hi)
 {
 	if (lo >= hi)
 		return -EINVAL;
-	int r = -ENOSPC;
 	pthread_mutex_lock(&codelock);
-	for (int i = 0; i < NCODE; i++)
-		if (atomic_load(&coderanges[i].hi) == hi && atomic_load(&coderanges[i].lo) == lo) {
-			r = 0; /* already there */
-			goto out_unlock;
-		}
-	for (int i = 0; i < NCODE; i++)
-		if (atomic_load(&coderanges[i].hi) == 0) {
-			/* lo before hi: a reader that sees the new hi sees the new lo */
-			atomic_store_explicit(&coderanges[i].lo, lo, memory_order_release);
-			atomic_store_explicit(&coderanges[i].hi, hi, memory_order_release);
-			r = 0;
-			break;
-		}
+	struct codetab *cur = atomic_load(&codetab);
+	int r = 0;
+	if (codetab_find(cur, lo, hi) >= 0)
+		goto out_unlock; /* already there */
+	size_t n = cur ? cur->n : 0;
+	struct codetab *t = malloc(sizeof *t + (n + 1) * sizeof t->r[0]);
+	if (!t) {
+		r = -ENOMEM;
+		goto out_unlock;
+	}
+	size_t k = 0;
+	while (k < n && (cur->r[k].lo < lo || (cur->r[k].lo == lo && cur->r[k].hi < hi)))
+		k++;
+	if (k)
+		memcpy(t->r, cur->r, k * sizeof t->r[0]);
+	t->r[k] = (struct coderange){ .lo = lo, .hi = hi };
+	if (n > k)
+		memcpy(t->r + k + 1, cur->r + k, (n - k) * sizeof t->r[0]);
+	t->n = n + 1;
+	codetab_publish(t);
 out_unlock:
 	pthread_mutex_unlock(&codelock);
 	return r;
@@ -158,14 +216,26 @@ out_unlock:
 
 int preempt_code_remove(uintptr_t lo, uintptr_t hi)
 {
-	int r = -ENOENT;
 	pthread_mutex_lock(&codelock);
-	for (int i = 0; i < NCODE; i++)
-		if (hi != 0 && atomic_load(&coderanges[i].hi) == hi && atomic_load(&coderanges[i].lo) == lo) {
-			atomic_store_explicit(&coderanges[i].hi, 0, memory_order_release);
-			r = 0;
-			break;
-		}
+	struct codetab *cur = atomic_load(&codetab);
+	ssize_t k = codetab_find(cur, lo, hi);
+	int r = 0;
+	if (k < 0) {
+		r = -ENOENT;
+		goto out_unlock;
+	}
+	struct codetab *t = NULL;
+	if (cur->n > 1) {
+		/* smaller: a failed allocation here would leave a range that is
+		 * no longer code registered, so retry rather than fail */
+		while (!(t = malloc(sizeof *t + (cur->n - 1) * sizeof t->r[0])))
+			sched_yield();
+		memcpy(t->r, cur->r, (size_t)k * sizeof t->r[0]);
+		memcpy(t->r + k, cur->r + k + 1, (cur->n - (size_t)k - 1) * sizeof t->r[0]);
+		t->n = cur->n - 1;
+	}
+	codetab_publish(t);
+out_unlock:
 	pthread_mutex_unlock(&codelock);
 	return r;
 }
@@ -223,21 +293,38 @@ int preempt_code_remove_object(const void *addr)
 	return q.found ? q.r : -ENOENT;
 }
 
+/* Whether pc is in a registered range and not the runtime's own code. Any
+ * thread, any context (the signal handler): no lock, no call, no wait. */
 NO_SANITIZE static bool pc_is_program_code(uintptr_t pc)
 {
 	if (pc >= (uintptr_t)__start_gort_text && pc < (uintptr_t)__stop_gort_text)
 		return false;
-	for (int i = 0; i < NCODE; i++) {
-		uintptr_t lo = atomic_load_explicit(&coderanges[i].lo, memory_order_acquire);
-		uintptr_t hi = atomic_load_explicit(&coderanges[i].hi, memory_order_acquire);
-		/* lo again: a slot being reused under us reads as inconsistent, not as
-		 * [new lo, old hi) */
-		if (hi == 0 || lo != atomic_load_explicit(&coderanges[i].lo, memory_order_acquire))
-			continue;
-		if (pc >= lo && pc < hi)
-			return true;
+	bool found = false;
+	atomic_fetch_add(&codereaders, 1);
+	const struct codetab *t = atomic_load(&codetab);
+	if (t && t->n && t->r[0].lo <= pc) {
+		/* the last range with lo <= pc */
+		size_t a = 0, b = t->n;
+		while (b - a > 1) {
+			size_t mid = a + (b - a) / 2;
+			if (t->r[mid].lo <= pc)
+				a = mid;
+			else
+				b = mid;
+		}
+		for (size_t i = a + 1; i-- > 0 && t->r[i].maxhi > pc;)
+			if (pc < t->r[i].hi) {
+				found = true;
+				break;
+			}
 	}
-	return false;
+	atomic_fetch_sub(&codereaders, 1);
+	return found;
+}
+
+bool preempt_code_contains(uintptr_t pc)
+{
+	return pc_is_program_code(pc);
 }
 
 /* ---- the signal ---- */

@@ -367,16 +367,19 @@ static inline void preemptcheck(void)
 }
 /* The code asynchronous preemption may stop in besides the main program's (when
  * it is dynamically linked): task modules. preempt_code_add: [lo, hi) is such
- * code; 0, -EINVAL (empty range), -ENOSPC (64 ranges at most).
+ * code (any number of ranges); 0, -EINVAL (empty range), -ENOMEM.
  * preempt_code_remove: forgets the range added with exactly these bounds; 0 or
  * -ENOENT. preempt_code_add_object: adds the executable segments of the loaded
  * object (dlopen'ed module, or the main program) that contains addr; 0,
- * -ENOENT (no object there), -ENOSPC. preempt_code_remove_object undoes it.
- * Any thread. */
+ * -ENOENT (no object there), -ENOMEM. preempt_code_remove_object undoes it.
+ * preempt_code_contains: whether pc is such code (and not the runtime's), as
+ * the signal handler decides. Any thread; add and remove may wait briefly for
+ * signal handlers reading the table they replace. */
 int preempt_code_add(uintptr_t lo, uintptr_t hi);
 int preempt_code_remove(uintptr_t lo, uintptr_t hi);
 int preempt_code_add_object(const void *addr);
 int preempt_code_remove_object(const void *addr);
+bool preempt_code_contains(uintptr_t pc);
 int preempt_recent_pcs(uint64_t since, uintptr_t *out, int max, uint64_t *ret_seq);
 
 /* ---- system calls (syscall.c): Go's entersyscall/exitsyscall ----

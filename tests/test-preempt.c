@@ -662,6 +662,72 @@ START_TEST(test_run_returns_while_goroutines_spin)
 }
 END_TEST
 
+/* ---- the code table changes while handlers read it ---- */
+
+/* Module loads and unloads replace the table the handler reads: a thread
+ * adds and removes ranges without pause while a spinner is preempted over and
+ * over on one P. The handler must keep finding the test code (the spinner
+ * gives way) and never read a freed table (valgrind and ASan would see it). */
+static _Atomic int churn_stop;
+static _Atomic long churn_rounds;
+
+static void *churner(void *arg)
+{
+	(void)arg;
+	for (uintptr_t i = 0; !atomic_load(&churn_stop); i++) {
+		uintptr_t lo = 0x200000 + (i % 97) * 0x1000;
+		assert_ok(preempt_code_add(lo, lo + 0x800));
+		assert_ok(preempt_code_remove(lo, lo + 0x800));
+		atomic_fetch_add(&churn_rounds, 1);
+	}
+	return NULL;
+}
+
+static int churn_main(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	register_test_code();
+	/* a table larger than the old fixed one, all the while */
+	for (uintptr_t i = 0; i < 100; i++)
+		assert_ok(preempt_code_add(0x8000000 + i * 0x1000, 0x8000000 + i * 0x1000 + 0x100));
+	atomic_store(&churn_stop, 0);
+	atomic_store(&churn_rounds, 0);
+	pthread_t th;
+	ck_assert_int_eq(pthread_create(&th, NULL, churner, NULL), 0);
+	atomic_store(&stop, 0);
+	atomic_store(&counter, 0);
+	struct sysmon_stats before = stats();
+	gort_wg_add(&wg, 2);
+	ck_assert_int_gt(gort_go(spin_until_stop, NULL), 0);
+	ck_assert_int_gt(gort_go(stopper, NULL), 0);
+	gort_wg_wait(&wg);
+	/* a few more preemptions with the churn going on */
+	for (int k = 0; k < 3; k++) {
+		atomic_store(&stop, 0);
+		atomic_store(&counter, 0);
+		gort_wg_add(&wg, 2);
+		ck_assert_int_gt(gort_go(spin_until_stop, NULL), 0);
+		ck_assert_int_gt(gort_go(stopper, NULL), 0);
+		gort_wg_wait(&wg);
+	}
+	atomic_store(&churn_stop, 1);
+	pthread_join(th, NULL);
+	struct sysmon_stats after = stats();
+	ck_assert_uint_ge(after.preempt_async - before.preempt_async, 4);
+	ck_assert_int_gt(atomic_load(&churn_rounds), 0);
+	for (uintptr_t i = 0; i < 100; i++)
+		assert_ok(preempt_code_remove(0x8000000 + i * 0x1000, 0x8000000 + i * 0x1000 + 0x100));
+	ck_assert(preempt_code_contains((uintptr_t)spin_until_stop));
+	return 0;
+}
+
+START_TEST(test_code_table_replaced_under_handlers)
+{
+	run_gort(churn_main, 1, 0);
+}
+END_TEST
+
 /* ---- bad input ---- */
 
 START_TEST(test_code_range_errors)
@@ -677,15 +743,36 @@ START_TEST(test_code_range_errors)
 	assert_ok(preempt_code_add(0x1000, 0x2000));
 	assert_ok(preempt_code_remove(0x1000, 0x2000));
 	ck_assert_int_eq(preempt_code_remove(0x1000, 0x2000), -ENOENT);
-	/* a full table says so, and frees up again */
-	int added = 0, r;
-	while ((r = preempt_code_add(0x10000 + (uintptr_t)added * 0x100, 0x10000 + (uintptr_t)added * 0x100 + 0x10)) == 0)
-		added++;
-	ck_assert_int_eq(r, -ENOSPC);
-	ck_assert_int_gt(added, 0);
-	ck_assert_int_le(added, 64);
-	for (int i = 0; i < added; i++)
-		assert_ok(preempt_code_remove(0x10000 + (uintptr_t)i * 0x100, 0x10000 + (uintptr_t)i * 0x100 + 0x10));
+	/* no limit: hundreds of ranges, nested and overlapping, looked up as the
+	 * handler does, then removed in another order */
+	enum { NR = 300 };
+	for (uintptr_t i = 0; i < NR; i++)
+		assert_ok(preempt_code_add(0x100000 + i * 0x100, 0x100000 + i * 0x100 + 0x10));
+	assert_ok(preempt_code_add(0x100000, 0x100000 + NR * 0x100)); /* around them all */
+	assert_ok(preempt_code_add(0x100000 + 5 * 0x100 + 4, 0x100000 + 5 * 0x100 + 8)); /* inside one */
+	for (uintptr_t i = 0; i < NR; i++) {
+		ck_assert(preempt_code_contains(0x100000 + i * 0x100));
+		ck_assert(preempt_code_contains(0x100000 + i * 0x100 + 0x80)); /* the big one */
+	}
+	ck_assert(!preempt_code_contains(0x100000 - 1));
+	ck_assert(!preempt_code_contains(0x100000 + NR * 0x100));
+	assert_ok(preempt_code_remove(0x100000, 0x100000 + NR * 0x100));
+	ck_assert(!preempt_code_contains(0x100000 + 7 * 0x100 + 0x80)); /* a gap again */
+	ck_assert(preempt_code_contains(0x100000 + 5 * 0x100 + 6));
+	for (uintptr_t i = NR; i-- > 0;)
+		if (i % 2)
+			assert_ok(preempt_code_remove(0x100000 + i * 0x100, 0x100000 + i * 0x100 + 0x10));
+	ck_assert(!preempt_code_contains(0x100000 + 3 * 0x100));
+	ck_assert(preempt_code_contains(0x100000 + 4 * 0x100));
+	for (uintptr_t i = 0; i < NR; i++)
+		if (i % 2 == 0)
+			assert_ok(preempt_code_remove(0x100000 + i * 0x100, 0x100000 + i * 0x100 + 0x10));
+	ck_assert(preempt_code_contains(0x100000 + 5 * 0x100 + 6)); /* the nested one stays */
+	assert_ok(preempt_code_remove(0x100000 + 5 * 0x100 + 4, 0x100000 + 5 * 0x100 + 8));
+	ck_assert(!preempt_code_contains(0x100000 + 5 * 0x100 + 6));
+	ck_assert_int_eq(preempt_code_remove(0x100000, 0x100010), -ENOENT);
+	/* the runtime's own code never counts */
+	ck_assert(!preempt_code_contains((uintptr_t)gort_yield));
 	assert_ok(preempt_code_add(0x1000, 0x2000));
 	assert_ok(preempt_code_remove(0x1000, 0x2000));
 	/* an object: this test program */
@@ -709,6 +796,7 @@ int main(void)
 	tcase_add_test(tc, test_locked_goroutine_preempted_keeps_thread);
 	tcase_add_test(tc, test_run_returns_while_goroutines_spin);
 	tcase_add_test(tc, test_code_range_errors);
+	tcase_add_test(tc, test_code_table_replaced_under_handlers);
 	suite_add_tcase(s, tc);
 	return test_main(s);
 }

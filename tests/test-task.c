@@ -436,6 +436,34 @@ START_TEST(test_kill)
 }
 END_TEST
 
+/* Every loaded module's code is registered for asynchronous preemption, however
+ * many are loaded: with more than 64 tasks loaded at once (the old table's
+ * size), a task spinning in pure loops is still stopped and killed. */
+START_TEST(test_kill_spinning_with_many_modules_loaded)
+{
+	enum { NPARKED = 70 };
+	static struct run parked[NPARKED];
+	for (int i = 0; i < NPARKED; i++)
+		start_task(&parked[i], "task_park.so", (const char *[]){ "park", "1", "stay", NULL }, 0, 0);
+	ck_assert_int_ge(module_count(), NPARKED);
+	struct run r;
+	start_task(&r, "task_spin.so", (const char *[]){ "spin", "2", "block", NULL }, 0, 0);
+	wait_output(&r);
+	assert_ok(task_kill(r.t));
+	finish_task(&r, 60);
+	ck_assert_msg(r.info.status == TASK_KILLED && r.code == TASK_KILLED_CODE, "status %s code %d",
+		      task_status_string(r.info.status), r.code);
+	run_done(&r);
+	for (int i = 0; i < NPARKED; i++) {
+		assert_ok(task_kill(parked[i].t));
+		finish_task(&parked[i], 60);
+		ck_assert_int_eq(parked[i].code, TASK_KILLED_CODE);
+		run_done(&parked[i]);
+	}
+	ck_assert_int_eq(module_count(), 0);
+}
+END_TEST
+
 START_TEST(test_task_exit_from_goroutine)
 {
 	struct run r;
@@ -837,6 +865,7 @@ static Suite *task_suite(void)
 	tcase_add_test(tc, test_main_returns_while_spinning);
 	tcase_add_test(tc, test_main_returns_while_accepting);
 	tcase_add_test(tc, test_kill);
+	tcase_add_test(tc, test_kill_spinning_with_many_modules_loaded);
 	tcase_add_test(tc, test_task_exit_from_goroutine);
 	tcase_add_test(tc, test_main_goexit);
 	tcase_add_test(tc, test_panic);
