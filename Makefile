@@ -72,7 +72,8 @@ LDLIBS_IPC   := -lprotobuf-c
 LDLIBS_SD    := -lsystemd
 EXPORT_API   := -Wl,--export-dynamic-symbol=gort_*
 TASK_EXAMPLES := $(patsubst examples/tasks/%.c,$(BUILD)/examples/%.so,$(wildcard examples/tasks/*.c))
-DAEMON_FIXTURES := $(BUILD)/tests/fixtures/daemon_task.so $(BUILD)/tests/fixtures/daemon_plugin.so
+DAEMON_FIXTURES := $(BUILD)/tests/fixtures/daemon_task.so $(BUILD)/tests/fixtures/daemon_plugin.so \
+	$(BUILD)/tests/fixtures/views_task.so
 
 .PHONY: all deps check run bench asan tsan valgrind install clean check-x86 check-aarch64 fuzz check-fuzz check-pkgconfig
 all: deps $(LIB_SO) $(LIB_A) $(LIB_PC) $(EXAMPLES) $(GORTD) $(GORTCTL) $(TASK_EXAMPLES)

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,10 +32,13 @@ static void help(void)
 	       "  wait TASK             until the task ends; exits with its code\n"
 	       "  kill TASK             end a task\n"
 	       "  tasks                 list tasks\n"
-	       "  ps [TASK]             list goroutines\n"
+	       "  ps [TASK]             goroutines: state, wait reason and for how long, M/P,\n"
+	       "                        parent, entry (Go's goroutine dump as a table)\n"
 	       "  logs TASK             the task's last output\n"
 	       "  plugin load FILE.so | plugin unload NAME | plugin list\n"
 	       "  stats [--watch SECONDS] [--prometheus]\n"
+	       "                        Go's schedtrace, sysmon, io and per-task figures\n"
+	       "  top                   a live view of Ps, Ms and tasks (q quits)\n"
 	       "  events [--task TASK] [--follow]\n"
 	       "  trace --duration SECONDS -o FILE.json\n\n"
 	       "The socket: --socket, else $GORT_SOCKET, else /run/gort/gortd.sock as root,\n"
@@ -439,18 +444,26 @@ static int show_ps(const Gort__V1__Reply *reply)
 		print_json_reply(reply, &ps->base);
 		return EXIT_OK;
 	}
-	printf("%-8s %-6s %-9s %-22s %9s  %s\n", "GOID", "TASK", "STATE", "WAIT", "SINCE", "ENTRY");
+	/* Go's goroutine dump, one line each: "goroutine 7 [chan receive, 2
+	 * minutes]" becomes GOID 7, STATE waiting, WAIT chan receive, FOR 2m00s */
+	printf("%-8s %-6s %-9s %-23s %9s %4s %3s %8s  %s\n", "GOID", "TASK", "STATE", "WAIT", "FOR", "M", "P",
+	       "PARENT", "ENTRY");
 	for (size_t i = 0; i < ps->n_goroutines; i++) {
 		const Gort__V1__GoroutineInfo *g = ps->goroutines[i];
-		char since[32] = "", task[24];
-		if (*g->wait_reason)
-			fmt_duration(since, sizeof since, g->wait_ns);
+		char since[32], task[24], m[24] = "-", p[16] = "-", parent[24] = "-";
+		fmt_duration(since, sizeof since, g->state_ns);
 		if (g->task_id)
 			snprintf(task, sizeof task, "%" PRIu64, g->task_id);
 		else
 			snprintf(task, sizeof task, "-");
-		printf("%-8" PRId64 " %-6s %-9s %-22s %9s  %s\n", g->goid, task, g->state, g->wait_reason, since,
-		       g->entry);
+		if (g->m >= 0 && (strcmp(g->state, "running") == 0 || strcmp(g->state, "syscall") == 0))
+			snprintf(m, sizeof m, "%" PRId64, g->m);
+		if (g->p >= 0 && strcmp(g->state, "running") == 0)
+			snprintf(p, sizeof p, "%d", g->p);
+		if (g->parent_goid)
+			snprintf(parent, sizeof parent, "%" PRId64, g->parent_goid);
+		printf("%-8" PRId64 " %-6s %-9s %-23s %9s %4s %3s %8s  %s\n", g->goid, task, g->state,
+		       *g->wait_reason ? g->wait_reason : "-", since, m, p, parent, g->entry);
 	}
 	if (ps->truncated)
 		printf("(%zu of %" PRIu64 " goroutines shown)\n", ps->n_goroutines, ps->total);
@@ -614,21 +627,47 @@ static void print_stats_text(const Gort__V1__StatsReply *st)
 		       " refused=%" PRIu64 " watchdog_pings=%" PRIu64 " tasks: %u running, %" PRIu64 " started\n",
 		       d->pid, d->connections, d->connections_total, d->requests, d->errors, d->refused,
 		       d->watchdog_pings, d->tasks_running, d->tasks_total);
+	/* Go's schedtrace with scheddetail=1: a line per P and per M */
+	for (size_t i = 0; i < st->n_procs; i++) {
+		const Gort__V1__ProcInfo *p = st->procs[i];
+		printf("  P%d: status=%s schedtick=%" PRIu64 " syscalltick=%" PRIu64 " m=%" PRId64
+		       " runqsize=%d gfreecnt=%d curg=%" PRId64 "\n",
+		       p->id, p->status, p->schedtick, p->syscalltick, p->m, p->runqueue, p->gfree, p->goid);
+	}
+	for (size_t i = 0; i < st->n_threads; i++) {
+		const Gort__V1__ThreadInfo *m = st->threads[i];
+		printf("  M%" PRId64 ": tid=%d p=%d curg=%" PRId64 " spinning=%s blocked=%s syscall=%s locked=%s\n", m->id,
+		       m->tid, m->p, m->goid, m->spinning ? "true" : "false", m->idle ? "true" : "false",
+		       m->syscall ? "true" : "false", m->locked ? "true" : "false");
+	}
 	if (st->n_tasks) {
 		printf("\n");
 		print_task_header();
 		for (size_t i = 0; i < st->n_tasks; i++)
 			print_task_row(st->tasks[i]);
+		/* per task: goroutines by state, lifetime counts, CPU time, switches, io */
+		printf("\n%-6s %8s %8s %8s %8s %10s %10s %10s %12s %10s %6s\n", "ID", "RUNNABLE", "RUNNING", "WAITING",
+		       "SYSCALL", "CREATED", "ENDED", "CPU", "SWITCHES", "IO", "PANICS");
+		for (size_t i = 0; i < st->n_tasks; i++) {
+			const Gort__V1__TaskInfo *t = st->tasks[i];
+			const Gort__V1__GoroutineStates *g = t->states;
+			char cpu[32];
+			fmt_duration(cpu, sizeof cpu, t->cpu_ns);
+			printf("%-6" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %10" PRIu64 " %10" PRIu64
+			       " %10s %12" PRIu64 " %10" PRIu64 " %6" PRIu64 "\n",
+			       t->id, g ? g->runnable : 0, g ? g->running : 0, g ? g->waiting : 0, g ? g->syscall : 0,
+			       t->goroutines_created, t->goroutines_ended, cpu, t->switches, t->io_requests, t->panics);
+		}
 	}
 }
 
-static void prom(const char *name, const char *type, const char *help, double v)
-{
-	printf("# HELP gort_%s %s\n# TYPE gort_%s %s\ngort_%s %.12g\n", name, help, name, type, name, v);
-}
+/* ---- Prometheus text exposition format 0.0.4 ----
+ * Every metric has # HELP and # TYPE, base units (seconds), counters end in
+ * _total, label values are escaped (\\, \", \n); per-P series carry p="N",
+ * per-task series task="ID" and name="NAME". node_exporter's textfile
+ * collector reads it as is (gortctl stats --prometheus > gort.prom.$$ && mv). */
 
-/* A label value per the text exposition format: \, " and newline escaped. */
-static void prom_label(const char *s)
+static void prom_escape(const char *s)
 {
 	for (; *s; s++) {
 		if (*s == '\\' || *s == '"')
@@ -640,11 +679,65 @@ static void prom_label(const char *s)
 	}
 }
 
+static void prom_head(const char *name, const char *type, const char *help)
+{
+	printf("# HELP gort_%s %s\n# TYPE gort_%s %s\n", name, help, name, type);
+}
+
+static void prom(const char *name, const char *type, const char *help, double v)
+{
+	prom_head(name, type, help);
+	printf("gort_%s %.17g\n", name, v);
+}
+
+static void prom_task_labels(const Gort__V1__TaskInfo *t)
+{
+	printf("{task=\"%" PRIu64 "\",name=\"", t->id);
+	prom_escape(t->name);
+	putchar('"');
+}
+
+/* One per-task metric: a sample per task, value(task). */
+static void prom_tasks(const Gort__V1__StatsReply *st, const char *name, const char *type, const char *help,
+		       double (*value)(const Gort__V1__TaskInfo *t))
+{
+	prom_head(name, type, help);
+	for (size_t i = 0; i < st->n_tasks; i++) {
+		printf("gort_%s", name);
+		prom_task_labels(st->tasks[i]);
+		printf("} %.17g\n", value(st->tasks[i]));
+	}
+}
+
+static double task_live(const Gort__V1__TaskInfo *t) { return (double)t->goroutines; }
+static double task_created(const Gort__V1__TaskInfo *t) { return (double)t->goroutines_created; }
+static double task_ended(const Gort__V1__TaskInfo *t) { return (double)t->goroutines_ended; }
+static double task_cpu(const Gort__V1__TaskInfo *t) { return (double)t->cpu_ns / 1e9; }
+static double task_switches(const Gort__V1__TaskInfo *t) { return (double)t->switches; }
+static double task_io(const Gort__V1__TaskInfo *t) { return (double)t->io_requests; }
+static double task_panics(const Gort__V1__TaskInfo *t) { return (double)t->panics; }
+static double task_start(const Gort__V1__TaskInfo *t) { return (double)t->started_unix_ns / 1e9; }
+static double task_running(const Gort__V1__TaskInfo *t) { return strcmp(t->state, "running") == 0; }
+
+/* One per-P metric. */
+static void prom_procs(const Gort__V1__StatsReply *st, const char *name, const char *type, const char *help,
+		       double (*value)(const Gort__V1__ProcInfo *p))
+{
+	prom_head(name, type, help);
+	for (size_t i = 0; i < st->n_procs; i++)
+		printf("gort_%s{p=\"%d\"} %.17g\n", name, st->procs[i]->id, value(st->procs[i]));
+}
+
+static double p_runq(const Gort__V1__ProcInfo *p) { return p->runqueue; }
+static double p_ticks(const Gort__V1__ProcInfo *p) { return (double)p->schedtick; }
+static double p_syscalls(const Gort__V1__ProcInfo *p) { return (double)p->syscalltick; }
+static double p_idle(const Gort__V1__ProcInfo *p) { return strcmp(p->status, "idle") == 0; }
+
 static void print_stats_prometheus(const Gort__V1__StatsReply *st)
 {
 	const Gort__V1__SchedStats *s = st->sched;
 	if (s) {
-		prom("uptime_seconds", "gauge", "Seconds since gortd started.", s->uptime_ns / 1e9);
+		prom("uptime_seconds", "gauge", "Seconds since gortd started.", (double)s->uptime_ns / 1e9);
 		prom("sched_gomaxprocs", "gauge", "Number of Ps.", s->gomaxprocs);
 		prom("sched_idleprocs", "gauge", "Ps with nothing to run.", s->idleprocs);
 		prom("sched_threads", "gauge", "Ms (OS threads) alive.", s->threads);
@@ -653,39 +746,60 @@ static void print_stats_prometheus(const Gort__V1__StatsReply *st)
 		prom("sched_syscall_threads", "gauge", "Ms in system calls.", s->syscallthreads);
 		prom("sched_global_runqueue", "gauge", "Goroutines on the global run queue.", s->runqueue);
 		prom("goroutines", "gauge", "Goroutines alive.", (double)s->goroutines);
-		printf("# HELP gort_sched_local_runqueue Goroutines on a P's local run queue.\n"
-		       "# TYPE gort_sched_local_runqueue gauge\n");
-		for (size_t i = 0; i < s->n_local_runq; i++)
-			printf("gort_sched_local_runqueue{p=\"%zu\"} %d\n", i, s->local_runq[i]);
+		if (st->n_procs == 0 && s->n_local_runq) {
+			prom_head("sched_local_runqueue", "gauge", "Goroutines on a P's local run queue.");
+			for (size_t i = 0; i < s->n_local_runq; i++)
+				printf("gort_sched_local_runqueue{p=\"%zu\"} %d\n", i, s->local_runq[i]);
+		}
+	}
+	if (st->n_procs) {
+		prom_procs(st, "sched_local_runqueue", "gauge", "Goroutines on a P's local run queue (runnext included).",
+			   p_runq);
+		prom_procs(st, "p_idle", "gauge", "1 if the P is on the idle list.", p_idle);
+		prom_procs(st, "p_schedticks_total", "counter", "Scheduler rounds of the P.", p_ticks);
+		prom_procs(st, "p_syscalls_total", "counter", "System calls made on the P.", p_syscalls);
 	}
 	const Gort__V1__SysmonStats *y = st->sysmon;
 	if (y) {
 		prom("sysmon_rounds_total", "counter", "sysmon rounds.", (double)y->rounds);
 		prom("sysmon_idle_rounds_total", "counter", "sysmon rounds with nothing to do.", (double)y->idle_rounds);
-		prom("sysmon_retakes_total", "counter", "Ps retaken from Ms in syscalls.", (double)y->retakes);
-		prom("sysmon_preempt_requested_total", "counter", "Preemptions requested.", (double)y->preempt_requested);
+		prom("sysmon_delay_seconds", "gauge", "The sleep sysmon chose last.", (double)y->delay_us / 1e6);
+		prom("sysmon_deep_sleeps_total", "counter", "sysmon sleeps until kicked (every P idle).",
+		     (double)y->deep_sleeps);
+		prom("sysmon_kicks_total", "counter", "Deep sleeps ended by work coming back.", (double)y->kicks);
+		prom("sysmon_retakes_total", "counter", "Ps retaken from Ms in system calls.", (double)y->retakes);
+		prom("sysmon_syscall_handoffs_total", "counter", "Retaken Ps handed straight to another M.",
+		     (double)y->syscall_handoffs);
+		prom("sysmon_syscall_exits_slow_total", "counter", "System call exits that found their P gone.",
+		     (double)y->syscall_exits_slow);
+		prom("sysmon_preempt_requested_total", "counter", "Time slice overruns flagged for preemption.",
+		     (double)y->preempt_requested);
 		prom("sysmon_preempt_cooperative_total", "counter", "Preemptions taken at a runtime call.",
 		     (double)y->preempt_cooperative);
-		prom("sysmon_preempt_signal_total", "counter", "Preemptions taken by signal.", (double)y->preempt_signal);
-		prom("sysmon_preempt_deferred_total", "counter", "Preemption signals that found no safe point.",
-		     (double)y->preempt_deferred);
-		prom("sysmon_syscall_handoffs_total", "counter", "Ps handed off from syscalls.",
-		     (double)y->syscall_handoffs);
-		prom("sysmon_deep_sleeps_total", "counter", "sysmon sleeps until kicked.", (double)y->deep_sleeps);
+		prom("sysmon_preempt_signal_total", "counter", "Preemptions taken by signal at a safe point.",
+		     (double)y->preempt_signal);
 		prom("sysmon_preempt_signals_sent_total", "counter", "Preemption signals sent.",
 		     (double)y->preempt_signals_sent);
+		prom("sysmon_preempt_deferred_total", "counter", "Preemption signals that found no safe point.",
+		     (double)y->preempt_deferred);
 		prom("sysmon_scavenged_total", "counter", "Dead goroutine stacks returned to the kernel.",
 		     (double)y->scavenged);
 	}
 	const Gort__V1__IoStats *io = st->io;
 	if (io) {
-		printf("# HELP gort_io_mode The io path in use.\n# TYPE gort_io_mode gauge\ngort_io_mode{mode=\"");
-		prom_label(io->mode);
+		prom_head("io_mode", "gauge", "The io path in use (1 for the mode label).");
+		printf("gort_io_mode{mode=\"");
+		prom_escape(io->mode);
 		printf("\"} 1\n");
 		prom("io_submitted_total", "counter", "Requests handed to io_uring.", (double)io->submitted);
+		prom("io_enters_total", "counter", "io_uring_enter calls that submitted them.", (double)io->enters);
 		prom("io_completions_total", "counter", "io completions reaped.", (double)io->completions);
-		prom("io_fallbacks_total", "counter", "Calls served by the fallback path.", (double)io->fallbacks);
+		prom("io_fallbacks_total", "counter", "Calls served by the readiness poller or the syscall handoff.",
+		     (double)io->fallbacks);
+		prom("io_fdwaits_total", "counter", "Parks on epoll readiness.", (double)io->fdwaits);
 		prom("io_cancels_total", "counter", "io cancellations issued.", (double)io->cancels);
+		prom("io_resubmits_total", "counter", "Requests retried after a cancellation nobody asked for.",
+		     (double)io->resubmits);
 		prom("io_sysmon_reaps_total", "counter", "Completions reaped by sysmon.", (double)io->stale_reaps);
 		prom("io_inflight", "gauge", "io requests in flight.", (double)io->inflight);
 	}
@@ -701,13 +815,329 @@ static void print_stats_prometheus(const Gort__V1__StatsReply *st)
 		prom("tasks_started_total", "counter", "Tasks started.", (double)d->tasks_total);
 	}
 	if (st->n_tasks) {
-		printf("# HELP gort_task_goroutines Goroutines alive in a task.\n# TYPE gort_task_goroutines gauge\n");
+		prom_tasks(st, "task_running", "gauge", "1 while the task runs, 0 once it has ended.", task_running);
+		prom_tasks(st, "task_start_time_seconds", "gauge", "When the task started (Unix time).", task_start);
+		prom_tasks(st, "task_goroutines", "gauge", "Goroutines alive in the task.", task_live);
+		prom_head("task_goroutines_by_state", "gauge", "The task's goroutines by state.");
 		for (size_t i = 0; i < st->n_tasks; i++) {
-			printf("gort_task_goroutines{task=\"%" PRIu64 "\",name=\"", st->tasks[i]->id);
-			prom_label(st->tasks[i]->name);
-			printf("\",state=\"%s\"} %" PRId64 "\n", st->tasks[i]->state, st->tasks[i]->goroutines);
+			const Gort__V1__GoroutineStates *g = st->tasks[i]->states;
+			if (!g)
+				continue;
+			const char *names[] = { "runnable", "running", "waiting", "syscall" };
+			uint64_t v[] = { g->runnable, g->running, g->waiting, g->syscall };
+			for (int k = 0; k < 4; k++) {
+				printf("gort_task_goroutines_by_state");
+				prom_task_labels(st->tasks[i]);
+				printf(",state=\"%s\"} %" PRIu64 "\n", names[k], v[k]);
+			}
+		}
+		prom_tasks(st, "task_goroutines_created_total", "counter", "Goroutines the task created.", task_created);
+		prom_tasks(st, "task_goroutines_ended_total", "counter", "Goroutines of the task that ended.",
+			   task_ended);
+		prom_tasks(st, "task_cpu_seconds_total", "counter",
+			   "Time the task's goroutines ran (run slices; system calls excluded).", task_cpu);
+		prom_tasks(st, "task_switches_total", "counter", "Run slices of the task's goroutines that ended.",
+			   task_switches);
+		prom_tasks(st, "task_io_requests_total", "counter", "io calls made by the task's goroutines.", task_io);
+		prom_tasks(st, "task_panics_total", "counter", "Panics in the task.", task_panics);
+	}
+}
+
+/* ---- top: a live view, refreshed each second ----
+ * Plain ANSI escapes on the alternate screen, the terminal in raw mode (no echo,
+ * no line buffering, no signal keys: Ctrl-C arrives as a byte) and restored on
+ * every way out: q, Ctrl-C, SIGTERM/SIGHUP, the daemon going away. SIGWINCH
+ * redraws at the new size. */
+
+static struct termios top_saved;
+static bool top_raw;
+static int top_pipe[2] = { -1, -1 };
+
+static void top_signal(int sig)
+{
+	int saved = errno;
+	char c = sig == SIGWINCH ? 'w' : 'q';
+	(void)!write(top_pipe[1], &c, 1);
+	errno = saved;
+}
+
+static void top_restore(void)
+{
+	if (!top_raw)
+		return;
+	/* cursor back, main screen back, then the saved modes */
+	fputs("\033[?25h\033[?1049l", stdout);
+	fflush(stdout);
+	tcsetattr(STDIN_FILENO, TCSAFLUSH, &top_saved);
+	top_raw = false;
+}
+
+static int top_enter(void)
+{
+	if (tcgetattr(STDIN_FILENO, &top_saved) < 0)
+		return -errno;
+	struct termios raw = top_saved;
+	raw.c_lflag &= ~(tcflag_t)(ICANON | ECHO | ISIG | IEXTEN);
+	raw.c_iflag &= ~(tcflag_t)(IXON | ICRNL);
+	raw.c_cc[VMIN] = 0;
+	raw.c_cc[VTIME] = 0;
+	if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &raw) < 0)
+		return -errno;
+	top_raw = true;
+	atexit(top_restore);
+	fputs("\033[?1049h\033[?25l", stdout);
+	return 0;
+}
+
+/* The screen being drawn: lines cut at the terminal's width, at most its height. */
+struct top_screen {
+	int rows, cols, row;
+};
+
+static void top_line(struct top_screen *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void top_line(struct top_screen *s, const char *fmt, ...)
+{
+	if (s->row >= s->rows)
+		return;
+	char buf[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	/* \033[K clears what an older, longer line left */
+	printf("\033[%d;1H%.*s\033[K", s->row + 1, s->cols, buf);
+	s->row++;
+}
+
+/* What the previous frame saw, for rates. */
+struct top_prev {
+	int64_t when;
+	size_t n;
+	uint64_t *ids;
+	int64_t *cpu;
+	uint64_t *switches, *io;
+};
+
+static void top_prev_free(struct top_prev *p)
+{
+	free(p->ids);
+	free(p->cpu);
+	free(p->switches);
+	free(p->io);
+	memset(p, 0, sizeof(*p));
+}
+
+static bool top_prev_find(const struct top_prev *p, uint64_t id, size_t *ret)
+{
+	for (size_t i = 0; i < p->n; i++)
+		if (p->ids[i] == id) {
+			*ret = i;
+			return true;
+		}
+	return false;
+}
+
+static void top_draw(const Gort__V1__StatsReply *st, struct top_prev *prev, int64_t now)
+{
+	struct winsize ws;
+	struct top_screen s = { .rows = 24, .cols = 80 };
+	if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 0 && ws.ws_col > 0) {
+		s.rows = ws.ws_row;
+		s.cols = ws.ws_col < 511 ? ws.ws_col : 511;
+	}
+	double dt = prev->when ? (double)(now - prev->when) / 1e9 : 0;
+	const Gort__V1__SchedStats *sc = st->sched;
+	const Gort__V1__SysmonStats *y = st->sysmon;
+	const Gort__V1__IoStats *io = st->io;
+	const Gort__V1__DaemonStats *d = st->daemon;
+	char up[32] = "?", clock[16] = "";
+	if (sc)
+		fmt_duration(up, sizeof up, sc->uptime_ns);
+	time_t t = time(NULL);
+	struct tm tm;
+	if (localtime_r(&t, &tm))
+		strftime(clock, sizeof clock, "%H:%M:%S", &tm);
+	printf("\033[H");
+	top_line(&s, "gortctl top - %s  gortd pid %u, up %s, %u tasks running, %u clients   (q: quit)", clock,
+		 d ? d->pid : 0, up, d ? d->tasks_running : 0, d ? d->connections : 0);
+	if (sc)
+		top_line(&s, "Sched: %d procs (%d idle), %d threads (%d spinning, %d idle, %d in syscalls), "
+			     "%" PRId64 " goroutines, global runqueue %d",
+			 sc->gomaxprocs, sc->idleprocs, sc->threads, sc->spinningthreads, sc->idlethreads,
+			 sc->syscallthreads, sc->goroutines, sc->runqueue);
+	if (y)
+		top_line(&s, "Sysmon: rounds %" PRIu64 ", delay %" PRId64 "us, retakes %" PRIu64 ", preempt %" PRIu64
+			     " (coop %" PRIu64 ", signal %" PRIu64 ", deferred %" PRIu64 ")",
+			 y->rounds, y->delay_us, y->retakes, y->preempt_requested, y->preempt_cooperative,
+			 y->preempt_signal, y->preempt_deferred);
+	if (io)
+		top_line(&s, "IO: %s, submitted %" PRIu64 ", completions %" PRIu64 ", fallbacks %" PRIu64
+			     ", in flight %" PRId64,
+			 io->mode, io->submitted, io->completions, io->fallbacks, io->inflight);
+	top_line(&s, "%s", "");
+	printf("\033[7m");
+	top_line(&s, "%-5s %-8s %5s %6s %10s %12s %10s", "PROC", "STATUS", "M", "RUNQ", "GOROUTINE", "SCHEDTICK",
+		 "SYSCALLS");
+	printf("\033[0m");
+	for (size_t i = 0; i < st->n_procs; i++) {
+		const Gort__V1__ProcInfo *p = st->procs[i];
+		char m[24] = "-", g[24] = "-";
+		if (p->m >= 0)
+			snprintf(m, sizeof m, "M%" PRId64, p->m);
+		if (p->goid)
+			snprintf(g, sizeof g, "%" PRId64, p->goid);
+		top_line(&s, "P%-4d %-8s %5s %6d %10s %12" PRIu64 " %10" PRIu64, p->id, p->status, m, p->runqueue, g,
+			 p->schedtick, p->syscalltick);
+	}
+	top_line(&s, "%s", "");
+	printf("\033[7m");
+	top_line(&s, "%-5s %8s %5s %10s %-10s", "M", "TID", "P", "GOROUTINE", "STATE");
+	printf("\033[0m");
+	for (size_t i = 0; i < st->n_threads; i++) {
+		const Gort__V1__ThreadInfo *m = st->threads[i];
+		char p[16] = "-", g[24] = "-";
+		if (m->p >= 0)
+			snprintf(p, sizeof p, "P%d", m->p);
+		if (m->goid)
+			snprintf(g, sizeof g, "%" PRId64, m->goid);
+		const char *state = m->syscall ? "syscall" : m->spinning ? "spinning" : m->idle ? "idle" :
+				    m->goid ? "running" : m->p >= 0 ? "scheduling" : "no P";
+		top_line(&s, "M%-4" PRId64 " %8d %5s %10s %-10s%s", m->id, m->tid, p, g, state, m->locked ? " locked" : "");
+	}
+	top_line(&s, "%s", "");
+	printf("\033[7m");
+	top_line(&s, "%-6s %-16s %-9s %6s %6s %6s %6s %6s %10s %6s %9s %8s", "TASK", "NAME", "STATE", "GORS", "RUN",
+		 "RUNQ", "WAIT", "SYSC", "CPU", "CPU%", "SWITCH/s", "IO/s");
+	printf("\033[0m");
+	struct top_prev next = { .when = now, .n = st->n_tasks };
+	next.ids = calloc(st->n_tasks + 1, sizeof(*next.ids));
+	next.cpu = calloc(st->n_tasks + 1, sizeof(*next.cpu));
+	next.switches = calloc(st->n_tasks + 1, sizeof(*next.switches));
+	next.io = calloc(st->n_tasks + 1, sizeof(*next.io));
+	bool keep = next.ids && next.cpu && next.switches && next.io;
+	for (size_t i = 0; i < st->n_tasks; i++) {
+		const Gort__V1__TaskInfo *tk = st->tasks[i];
+		const Gort__V1__GoroutineStates *g = tk->states;
+		char cpu[32], pct[16] = "-", sw[24] = "-", ios[24] = "-";
+		fmt_duration(cpu, sizeof cpu, tk->cpu_ns);
+		size_t k;
+		if (dt > 0 && top_prev_find(prev, tk->id, &k)) {
+			snprintf(pct, sizeof pct, "%.0f", (double)(tk->cpu_ns - prev->cpu[k]) / 1e9 / dt * 100);
+			snprintf(sw, sizeof sw, "%.0f", (double)(tk->switches - prev->switches[k]) / dt);
+			snprintf(ios, sizeof ios, "%.0f", (double)(tk->io_requests - prev->io[k]) / dt);
+		}
+		if (keep) {
+			next.ids[i] = tk->id;
+			next.cpu[i] = tk->cpu_ns;
+			next.switches[i] = tk->switches;
+			next.io[i] = tk->io_requests;
+		}
+		top_line(&s, "%-6" PRIu64 " %-16.16s %-9s %6" PRId64 " %6" PRIu64 " %6" PRIu64 " %6" PRIu64 " %6" PRIu64
+			     " %10s %6s %9s %8s",
+			 tk->id, tk->name, tk->state, tk->goroutines, g ? g->running : 0, g ? g->runnable : 0,
+			 g ? g->waiting : 0, g ? g->syscall : 0, cpu, pct, sw, ios);
+	}
+	/* what is left of the screen is cleared */
+	printf("\033[J");
+	fflush(stdout);
+	top_prev_free(prev);
+	if (keep)
+		*prev = next;
+	else
+		top_prev_free(&next);
+}
+
+static int cmd_top(int argc, char **argv)
+{
+	(void)argv;
+	if (argc != 1)
+		return usage("top takes no arguments");
+	if (arg_json)
+		return usage("top: --json does not apply (use stats --json)");
+	if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
+		fprintf(stderr, "gortctl: top needs a terminal (for a snapshot: gortctl stats)\n");
+		return EXIT_USAGE;
+	}
+	struct gortclient *c = connect_or_explain();
+	if (!c)
+		return EXIT_DAEMON;
+	if (pipe2(top_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+		fprintf(stderr, "gortctl: top: %s\n", strerror(errno));
+		gortclient_free(c);
+		return EXIT_DAEMON;
+	}
+	struct sigaction sa = { .sa_handler = top_signal };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGWINCH, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	int r = top_enter();
+	if (r < 0) {
+		fprintf(stderr, "gortctl: top: cannot set up the terminal: %s\n", strerror(-r));
+		gortclient_free(c);
+		return EXIT_DAEMON;
+	}
+	struct top_prev prev = { 0 };
+	int ret = EXIT_OK;
+	Gort__V1__Reply *last = NULL;
+	int64_t next = 0;
+	for (bool quit = false; !quit;) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		int64_t now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+		if (now >= next) {
+			Gort__V1__StatsRequest sr = GORT__V1__STATS_REQUEST__INIT;
+			Gort__V1__Request req = GORT__V1__REQUEST__INIT;
+			req.body_case = GORT__V1__REQUEST__BODY_STATS;
+			req.stats = &sr;
+			Gort__V1__Reply *reply = NULL;
+			if (gortclient_call(c, &req, NULL, 0, &reply) < 0) {
+				top_restore();
+				fail(c, "top");
+				ret = EXIT_DAEMON;
+				break;
+			}
+			if (last)
+				gort__v1__reply__free_unpacked(last, NULL);
+			last = reply;
+			if (last->body_case == GORT__V1__REPLY__BODY_STATS)
+				top_draw(last->stats, &prev, now);
+			next = now + 1000000000;
+		}
+		struct pollfd p[2] = { { .fd = STDIN_FILENO, .events = POLLIN }, { .fd = top_pipe[0], .events = POLLIN } };
+		int wait = (int)((next - now) / 1000000) + 1;
+		if (poll(p, 2, wait) < 0 && errno != EINTR)
+			break;
+		if (p[0].revents & (POLLHUP | POLLERR | POLLNVAL))
+			quit = true;
+		if (p[0].revents & POLLIN) {
+			char keys[64];
+			ssize_t n = read(STDIN_FILENO, keys, sizeof keys);
+			if (n == 0)
+				quit = true;
+			for (ssize_t i = 0; i < n; i++)
+				if (keys[i] == 'q' || keys[i] == 'Q' || keys[i] == 3 /* Ctrl-C */ || keys[i] == 4)
+					quit = true;
+		}
+		if (p[1].revents & POLLIN) {
+			char sig[16];
+			ssize_t n;
+			while ((n = read(top_pipe[0], sig, sizeof sig)) > 0)
+				for (ssize_t i = 0; i < n; i++) {
+					if (sig[i] == 'q')
+						quit = true;
+					else if (last && last->body_case == GORT__V1__REPLY__BODY_STATS)
+						printf("\033[2J"), top_draw(last->stats, &prev, prev.when);
+				}
 		}
 	}
+	top_restore();
+	if (last)
+		gort__v1__reply__free_unpacked(last, NULL);
+	top_prev_free(&prev);
+	gortclient_free(c);
+	return ret;
 }
 
 static int cmd_stats(int argc, char **argv)
@@ -899,7 +1329,7 @@ static int run(int argc, char **argv)
 		{ "submit", cmd_submit }, { "wait", cmd_wait }, { "kill", cmd_kill },
 		{ "tasks", cmd_tasks }, { "ps", cmd_ps }, { "logs", cmd_logs },
 		{ "plugin", cmd_plugin }, { "stats", cmd_stats }, { "events", cmd_events },
-		{ "trace", cmd_trace },
+		{ "trace", cmd_trace }, { "top", cmd_top },
 	};
 	for (size_t k = 0; k < sizeof cmds / sizeof cmds[0]; k++)
 		if (strcmp(argv[i], cmds[k].name) == 0)

@@ -97,6 +97,11 @@ static void fill_task_info(Gort__V1__TaskInfo *ti, const struct task_info *info)
 	int64_t end = info->end_ns ? info->end_ns : mono_now();
 	ti->runtime_ns = info->start_ns ? end - info->start_ns : 0;
 	ti->uid = (uint32_t)info->uid;
+	ti->goroutines_ended = (uint64_t)info->goroutines_ended;
+	ti->cpu_ns = info->cpu_ns;
+	ti->switches = (uint64_t)info->switches;
+	ti->io_requests = (uint64_t)info->io_requests;
+	ti->panics = (uint64_t)info->panics;
 }
 
 /* ---- submit, wait, kill ---- */
@@ -278,10 +283,19 @@ static void handle_tasks(struct conn *c, uint64_t id)
 static void entry_name(gort_fn fn, bool safe, char *buf, size_t n)
 {
 	Dl_info di;
-	if (safe && fn && dladdr((void *)fn, &di) && di.dli_sname)
-		snprintf(buf, n, "%s", di.dli_sname);
-	else
+	const char *own = task_entry_name(fn);
+	if (own) {
+		snprintf(buf, n, "%s", own);
+	} else if (safe && fn && dladdr((void *)fn, &di) && di.dli_sname && di.dli_saddr) {
+		/* a static function is known by the exported one before it */
+		uintptr_t off = (uintptr_t)fn - (uintptr_t)di.dli_saddr;
+		if (off)
+			snprintf(buf, n, "%s+%#lx", di.dli_sname, (unsigned long)off);
+		else
+			snprintf(buf, n, "%s", di.dli_sname);
+	} else {
 		snprintf(buf, n, "%#lx", (unsigned long)(uintptr_t)fn);
+	}
 }
 
 static void handle_ps(struct conn *c, uint64_t id, const Gort__V1__PsRequest *ps)
@@ -318,7 +332,8 @@ static void handle_ps(struct conn *c, uint64_t id, const Gort__V1__PsRequest *ps
 		conn_reply_error(c, id, ENOMEM, "ps: out of memory");
 		goto out;
 	}
-	int64_t now = mono_now();
+	/* the snapshot's times are gclock()'s: the coarse clock, read after it */
+	int64_t now = gclock();
 	size_t n = 0, total = 0;
 	for (size_t i = 0; i < ng; i++) {
 		struct ginfo *g = &gs[i];
@@ -341,10 +356,13 @@ static void handle_ps(struct conn *c, uint64_t id, const Gort__V1__PsRequest *ps
 		m->goid = g->goid;
 		m->task_id = (uint64_t)tid;
 		m->state = (char *)gstatus_string(g->status);
+		m->state_ns = g->since > 0 && g->since < now ? now - g->since : 0;
 		if (g->status == G_WAITING) {
 			m->wait_reason = (char *)waitreason_string((enum waitreason)g->waitreason);
-			m->wait_ns = g->waitsince > 0 && g->waitsince < now ? now - g->waitsince : 0;
+			m->wait_ns = m->state_ns;
 		}
+		m->m = g->m;
+		m->p = g->p;
 		bool safe = !owner;
 		if (owner) {
 			struct task_info ti;
@@ -563,6 +581,53 @@ static void handle_stats(struct conn *c, uint64_t id)
 	for (size_t i = 0; i < tt.n; i++)
 		running += tt.infos[i].status == TASK_RUNNING;
 
+	/* per task: its goroutines by state (one walk of every G); every P and M */
+	struct gstates *gst = calloc(tt.n ? tt.n : 1, sizeof(*gst));
+	Gort__V1__GoroutineStates *gsm = calloc(tt.n ? tt.n : 1, sizeof(*gsm));
+	struct pinfo *pv = NULL;
+	struct minfo *mv = NULL;
+	size_t np = 0, nm = 0;
+	Gort__V1__ProcInfo *pm = NULL, **pp = NULL;
+	Gort__V1__ThreadInfo *mm = NULL, **mp = NULL;
+	if (!gst || !gsm || goroutines_by_task(tt.v, tt.n, gst) < 0 || procs_snapshot(&pv, &np, &mv, &nm) < 0 ||
+	    !(pm = calloc(np ? np : 1, sizeof(*pm))) || !(pp = calloc(np ? np : 1, sizeof(*pp))) ||
+	    !(mm = calloc(nm ? nm : 1, sizeof(*mm))) || !(mp = calloc(nm ? nm : 1, sizeof(*mp)))) {
+		conn_reply_error(c, id, ENOMEM, "stats: out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < tt.n; i++) {
+		gort__v1__goroutine_states__init(&gsm[i]);
+		gsm[i].runnable = (uint64_t)gst[i].runnable;
+		gsm[i].running = (uint64_t)gst[i].running;
+		gsm[i].waiting = (uint64_t)gst[i].waiting;
+		gsm[i].syscall = (uint64_t)gst[i].syscall;
+		tt.msgs[i].states = &gsm[i];
+	}
+	for (size_t i = 0; i < np; i++) {
+		gort__v1__proc_info__init(&pm[i]);
+		pm[i].id = pv[i].id;
+		pm[i].status = (char *)pstatus_string(pv[i].status);
+		pm[i].m = pv[i].m;
+		pm[i].runqueue = pv[i].runqsize;
+		pm[i].goid = pv[i].curg;
+		pm[i].schedtick = pv[i].schedtick;
+		pm[i].syscalltick = pv[i].syscalltick;
+		pm[i].gfree = pv[i].gfreecnt;
+		pp[i] = &pm[i];
+	}
+	for (size_t i = 0; i < nm; i++) {
+		gort__v1__thread_info__init(&mm[i]);
+		mm[i].id = mv[i].id;
+		mm[i].tid = mv[i].procid;
+		mm[i].p = mv[i].p;
+		mm[i].goid = mv[i].curg;
+		mm[i].spinning = mv[i].spinning;
+		mm[i].idle = mv[i].idle;
+		mm[i].syscall = mv[i].syscall;
+		mm[i].locked = mv[i].locked;
+		mp[i] = &mm[i];
+	}
+
 	Gort__V1__DaemonStats dm = GORT__V1__DAEMON_STATS__INIT;
 	dm.pid = (uint32_t)getpid();
 	dm.uptime_ns = sm.uptime_ns;
@@ -582,11 +647,24 @@ static void handle_stats(struct conn *c, uint64_t id)
 	sr.daemon = &dm;
 	sr.n_tasks = tt.n;
 	sr.tasks = tt.ptrs;
+	sr.n_procs = np;
+	sr.procs = pp;
+	sr.n_threads = nm;
+	sr.threads = mp;
 	Gort__V1__Reply reply = GORT__V1__REPLY__INIT;
 	reply.id = id;
 	reply.body_case = GORT__V1__REPLY__BODY_STATS;
 	reply.stats = &sr;
 	reply_send(c, &reply);
+out:
+	free(gst);
+	free(gsm);
+	free(pv);
+	free(mv);
+	free(pm);
+	free(pp);
+	free(mm);
+	free(mp);
 	task_table_free(&tt);
 }
 

@@ -72,10 +72,16 @@
 /* Linux's cap on one read or write (INT_MAX & PAGE_MASK); io_uring's len is 32 bits. */
 #define MAX_RW_COUNT 0x7ffff000u
 
+/* Whether the caller is a goroutine (else: the plain POSIX call); counts the
+ * call among its task's io requests (stats) if so. */
 static inline bool on_goroutine(void)
 {
 	struct g *gp = getg();
-	return gp && gp != gp->m->g0 && gp->m->p;
+	if (!gp || gp == gp->m->g0 || !gp->m->p)
+		return false;
+	if (gp->task)
+		task_count(gp->task, gp->m->p, ioreqs, 1);
+	return true;
 }
 
 static inline ssize_t posix(ssize_t r)

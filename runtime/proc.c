@@ -219,6 +219,15 @@ inline void switched_to_g0(struct g *gp)
 	/* errno is the thread's: it travels with the goroutine (execute puts it
 	 * back on whichever thread runs the G next) */
 	gp->goerrno = errno;
+	/* the run slice ends: its length to the task's CPU time; ps's "since" of
+	 * the status it goes to (waiting, runnable) starts now */
+	int64_t now = gclock();
+	if (gp->task) {
+		task_count(gp->task, gp->m->p, cpu_ns, now - gp->waitsince);
+		task_count(gp->task, gp->m->p, switches, 1);
+	}
+	gp->waitsince = now;
+	gp->m->clock = now;
 	if (unlikely(!stack_canary_ok(gp)))
 		stack_overflow(gp);
 }
@@ -746,6 +755,7 @@ static void checkdead(void)
  * runtime is stopping and the M exits. */
 static void mpark(struct m *mp)
 {
+	mp->clock = 0; /* stale once it has slept */
 	notesleep(&mp->park);
 	noteclear(&mp->park);
 	if (!mp->nextp) {
@@ -977,7 +987,7 @@ _Noreturn void execute(struct g *gp, bool inherit)
 	gp->m = mp;
 	casgstatus(gp, G_RUNNABLE, G_RUNNING);
 	atomic_store_explicit(&gp->preempt, false, memory_order_relaxed);
-	gp->waitsince = 0;
+	gp->waitsince = mclock(mp); /* the run slice starts (switched_to_g0 ends it) */
 	if (!inherit)
 		mp->p->schedtick++;
 	sysmon_note_execute(mp->p, gp);
@@ -1197,8 +1207,10 @@ top:;
 	netpoll_schedule(pp);
 	if (!gp)
 		gp = runqget(pp, &inherit);
-	if (!gp)
+	if (!gp) {
 		gp = findrunnable(&inherit);
+		mp->clock = 0; /* it may have slept or spun */
+	}
 	if (mp->spinning)
 		resetspinning();
 	if (gp->lockedm) {
@@ -1237,11 +1249,8 @@ void gopark(bool (*unlockf)(struct g *gp, void *arg), void *arg, enum waitreason
 	mp->waitunlockf = unlockf;
 	mp->waitlock = arg;
 	gp->waitreason = (uint8_t)reason;
-	/* for ps only: the coarse clock (a tick's resolution) is a third of the
-	 * cost of nanotime, which was a fifth of a channel hand-off */
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	gp->waitsince = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	/* waitsince: switched_to_g0 (one coarse clock read per switch, which
+	 * also ends the run slice) */
 	fiber_switch(gp, mp->g0, false);
 	mcall(park_m);
 	fiber_switched(gp);
@@ -1258,6 +1267,7 @@ void goready(struct g *gp)
 		return;
 	}
 	casgstatus(gp, G_WAITING, G_RUNNABLE);
+	gp->waitsince = mclock(me->m); /* runnable since about now (ps) */
 	runqput(pp, gp, true);
 	wakep();
 }
@@ -1267,8 +1277,10 @@ void injectglist(struct gqueue *q)
 	if (!q->head)
 		return;
 	int32_t n = 0;
+	int64_t now = gclock();
 	for (struct g *gp = q->head; gp; gp = gp->schedlink) {
 		casgstatus(gp, G_WAITING, G_RUNNABLE);
+		gp->waitsince = now;
 		n++;
 	}
 	lock(&sched.lock);
@@ -1354,6 +1366,7 @@ struct g *newproc(gort_fn fn, void *arg, struct task *t, size_t stacksize, int *
 	newg->task = t;
 	newg->parentgoid = me ? me->goid : 0;
 	newg->waitreason = WAIT_NONE;
+	newg->waitsince = mclock(mp);
 	newg->goerrno = 0;
 	if (pp) {
 		if (pp->goidcache == pp->goidcacheend) {

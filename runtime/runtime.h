@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "asm.h"
@@ -130,7 +131,9 @@ struct g {
 	struct task *task;
 	struct sudog *waiting;   /* sudogs this G is blocked on (select) */
 	_Atomic uint32_t selectdone;
-	int64_t waitsince;       /* gort_now() when it started waiting */
+	/* gclock() since when it is in its current status (ps); while it runs,
+	 * the start of its run slice (its task's CPU time) */
+	int64_t waitsince;
 	int goerrno;             /* errno while switched out (errno is per thread) */
 	struct g *alllink;       /* allgs list */
 	void *fiber;             /* TSan fiber / ASan fake stack (sanitizer builds) */
@@ -168,6 +171,9 @@ struct m {
 	void *tsan_fiber0;       /* TSan: the thread's own fiber (fiber.c) */
 	uintptr_t thread;        /* pthread_t */
 	int64_t ncgocall;
+	/* gclock() at the last switch to g0 on this M; 0 once the M may have slept
+	 * or spun since (mpark, findrunnable): then execute reads the clock */
+	int64_t clock;
 };
 
 enum pstatus {
@@ -467,6 +473,9 @@ struct task {
 /* the task a goroutine belongs to: creation limits and exit (task.c) */
 struct task_pcount {
 	int64_t created, ended;
+	/* run slices of its goroutines: their summed length (gclock ns, system
+	 * call sections excluded) and how many ended; its gort_* io calls; panics */
+	int64_t cpu_ns, switches, ioreqs, panics;
 } __attribute__((aligned(64)));
 int task_pcount_init(struct task *t);
 void task_pcount_fini(struct task *t);
@@ -478,6 +487,37 @@ int64_t task_ncreated(const struct task *t);
 int task_may_spawn(struct task *t);
 void task_spawn_failed(struct task *t);
 void task_gocreated(struct task *t, struct p *pp);
+/* gclock: the coarse monotonic clock (a tick's resolution, a few ns to read;
+ * nanotime costs many times more): time stamps for ps and run slices. A sum of
+ * slice lengths read with it is exact on average (a slice counts a whole tick
+ * as often as it straddles one). */
+static inline int64_t gclock(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+/* mclock: mp's time of its last switch while still fresh, else the clock. */
+static inline int64_t mclock(struct m *mp)
+{
+	int64_t c = mp ? mp->clock : 0;
+	return likely(c) ? c : gclock();
+}
+/* task_count: adds n to a per-task counter (a field of struct task_pcount): in
+ * the slot of pp, the caller's own P, with a plain store; in the shared slot
+ * with an atomic add when there is no P (pp NULL). */
+#define task_count(t, pp, field, n)                                                     \
+	do {                                                                             \
+		struct p *_pp = (pp);                                                    \
+		if (likely(_pp)) {                                                       \
+			int64_t *_c = &(t)->pcount[_pp->id].field;                      \
+			__atomic_store_n(_c, __atomic_load_n(_c, __ATOMIC_RELAXED) + (n), \
+					 __ATOMIC_RELAXED);                               \
+		} else {                                                                 \
+			__atomic_fetch_add(&(t)->pcount[gomaxprocs].field, (n),          \
+					   __ATOMIC_RELAXED);                             \
+		}                                                                        \
+	} while (0)
 void task_goexit(struct task *t, struct p *pp);
 /* task_block_forever: parks the calling goroutine for good (a nil channel, an
  * empty select); only the end of its task readies it, to be discarded. */

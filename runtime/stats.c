@@ -4,6 +4,12 @@
 
 #include "stats.h"
 
+static void count_live(struct g *gp, void *arg)
+{
+	uint32_t st = readgstatus(gp);
+	*(int64_t *)arg += st != G_DEAD && st != G_IDLE;
+}
+
 void sched_stats_read(struct sched_stats *ret, int32_t *runq, int nrunq)
 {
 	memset(ret, 0, sizeof(*ret));
@@ -29,13 +35,7 @@ void sched_stats_read(struct sched_stats *ret, int32_t *runq, int nrunq)
 	unlock(&sched.lock);
 
 	int64_t live = 0;
-	struct ginfo *v;
-	size_t n;
-	/* Counting walks allgs; without memory the count stays 0 rather than fail. */
-	if (goroutines_snapshot(&v, &n) == 0) {
-		live = (int64_t)n;
-		free(v);
-	}
+	forEachG(count_live, &live);
 	ret->goroutines = live;
 }
 
@@ -66,15 +66,155 @@ __attribute__((no_sanitize("thread"))) static void snap_one(struct g *gp, void *
 		s->v = v;
 		s->cap = cap;
 	}
+	/* M structs live until the runtime stops, so a stale gp->m is still one */
+	struct m *mp = st == G_RUNNING || st == G_SYSCALL ? RACY(gp->m) : NULL;
+	struct p *pp = mp && st == G_RUNNING ? RACY(mp->p) : NULL;
 	s->v[s->n++] = (struct ginfo){
 		.goid = RACY(gp->goid),
 		.parentgoid = RACY(gp->parentgoid),
 		.task = RACY(gp->task),
 		.status = st,
 		.waitreason = RACY(gp->waitreason),
-		.waitsince = RACY(gp->waitsince),
+		.since = RACY(gp->waitsince),
 		.fn = RACY(gp->fn),
+		.m = mp ? RACY(mp->id) : -1,
+		.p = pp ? RACY(pp->id) : -1,
 	};
+}
+
+__attribute__((no_sanitize("thread"))) int procs_snapshot(struct pinfo **ret_p, size_t *ret_np,
+							  struct minfo **ret_m, size_t *ret_nm)
+{
+	struct pinfo *pv = NULL;
+	struct minfo *mv = NULL;
+	size_t np = 0, nm = 0;
+	if (runtime_started()) {
+		lock(&sched.lock);
+		size_t mcap = (size_t)sched.mnext + 1;
+		pv = calloc((size_t)gomaxprocs, sizeof(*pv));
+		mv = calloc(mcap, sizeof(*mv));
+		if (!pv || !mv) {
+			unlock(&sched.lock);
+			free(pv);
+			free(mv);
+			return -ENOMEM;
+		}
+		for (int32_t i = 0; i < gomaxprocs; i++) {
+			struct p *pp = allp[i];
+			struct m *mp = RACY(pp->m);
+			uint32_t h = atomic_load_explicit(&pp->runqhead, memory_order_acquire);
+			uint32_t t = atomic_load_explicit(&pp->runqtail, memory_order_acquire);
+			int32_t q = (int32_t)(t - h);
+			struct g *cur = mp ? RACY(mp->curg) : NULL;
+			pv[np++] = (struct pinfo){
+				.id = pp->id,
+				.status = atomic_load(&pp->status),
+				.m = mp ? RACY(mp->id) : -1,
+				.runqsize = (q < 0 ? 0 : q) + (atomic_load(&pp->runnext) != NULL),
+				.curg = cur ? RACY(cur->goid) : 0,
+				.schedtick = RACY(pp->schedtick),
+				.syscalltick = atomic_load(&pp->syscalltick),
+				.gfreecnt = RACY(pp->gfreecnt),
+			};
+		}
+		for (struct m *mp = sched.allm; mp && nm < mcap; mp = mp->alllink) {
+			if (RACY(mp->exiting))
+				continue;
+			struct g *cur = RACY(mp->curg);
+			struct p *pp = RACY(mp->p);
+			bool idle = false;
+			for (struct m *i = sched.midle; i; i = i->schedlink)
+				idle |= i == mp;
+			mv[nm++] = (struct minfo){
+				.id = mp->id,
+				.procid = mp->procid,
+				.p = pp ? pp->id : -1,
+				.curg = cur ? RACY(cur->goid) : 0,
+				.spinning = RACY(mp->spinning),
+				.idle = idle || RACY(mp->idlelocked),
+				.syscall = cur && readgstatus(cur) == G_SYSCALL,
+				.locked = RACY(mp->lockedg) != NULL,
+			};
+		}
+		unlock(&sched.lock);
+	}
+	*ret_p = pv;
+	*ret_np = np;
+	*ret_m = mv;
+	*ret_nm = nm;
+	return 0;
+}
+
+struct bytask {
+	struct task *t;
+	size_t i;
+};
+
+static int bytask_cmp(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t)((const struct bytask *)a)->t, y = (uintptr_t)((const struct bytask *)b)->t;
+	return x < y ? -1 : x > y;
+}
+
+struct bytask_walk {
+	struct bytask *v;
+	size_t n;
+	struct gstates *ret;
+};
+
+__attribute__((no_sanitize("thread"))) static void bytask_one(struct g *gp, void *arg)
+{
+	struct bytask_walk *w = arg;
+	uint32_t st = readgstatus(gp);
+	if (st == G_DEAD || st == G_IDLE)
+		return;
+	struct bytask key = { .t = RACY(gp->task) };
+	struct bytask *hit = bsearch(&key, w->v, w->n, sizeof(*w->v), bytask_cmp);
+	if (!hit)
+		return;
+	struct gstates *s = &w->ret[hit->i];
+	switch (st) {
+	case G_RUNNABLE:
+	case G_PREEMPTED:
+		s->runnable++;
+		break;
+	case G_RUNNING:
+		s->running++;
+		break;
+	case G_SYSCALL:
+		s->syscall++;
+		break;
+	default:
+		s->waiting++;
+	}
+}
+
+int goroutines_by_task(struct task *const *tasks, size_t n, struct gstates *ret)
+{
+	memset(ret, 0, n * sizeof(*ret));
+	if (n == 0 || !runtime_started())
+		return 0;
+	struct bytask *v = malloc(n * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		v[i] = (struct bytask){ .t = tasks[i], .i = i };
+	qsort(v, n, sizeof(*v), bytask_cmp);
+	struct bytask_walk w = { .v = v, .n = n, .ret = ret };
+	forEachG(bytask_one, &w);
+	free(v);
+	return 0;
+}
+
+const char *pstatus_string(uint32_t status)
+{
+	static const char *const names[] = {
+		[P_IDLE] = "idle",
+		[P_RUNNING] = "running",
+		[P_SYSCALL] = "syscall",
+		[P_DEAD] = "dead",
+	};
+	return status < ARRAY_SIZE(names) && names[status] ? names[status] : "unknown";
 }
 
 int goroutines_snapshot(struct ginfo **ret, size_t *ret_n)

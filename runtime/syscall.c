@@ -45,6 +45,11 @@ void entersyscall(void)
 	atomic_store_explicit(&pp->syscalltick,
 			      atomic_load_explicit(&pp->syscalltick, memory_order_relaxed) + 1,
 			      memory_order_relaxed);
+	/* the run slice ends here (system call sections are not CPU time) */
+	int64_t now = gclock();
+	if (gp->task)
+		task_count(gp->task, pp, cpu_ns, now - gp->waitsince);
+	gp->waitsince = now;
 	casgstatus(gp, G_RUNNING, G_SYSCALL);
 	mp->oldp = pp;
 	mp->p = NULL;
@@ -90,6 +95,7 @@ void exitsyscall(void)
 	struct m *mp = gp->m;
 	struct p *oldp = mp->oldp;
 	mp->oldp = NULL;
+	gp->waitsince = gclock(); /* a run slice starts (or ends at once in exitsyscall0) */
 	uint32_t want = P_SYSCALL;
 	if (likely(oldp && atomic_compare_exchange_strong_explicit(&oldp->status, &want, P_RUNNING,
 								   memory_order_acq_rel, memory_order_relaxed))) {

@@ -434,6 +434,18 @@ int64_t task_id(struct task *t)
 	return t->id;
 }
 
+static void reaper_main(void *arg);
+static void task_main(void *arg);
+
+const char *task_entry_name(gort_fn fn)
+{
+	if (fn == task_main)
+		return "gort_main";
+	if (fn == reaper_main)
+		return "task reaper";
+	return NULL;
+}
+
 void task_get_info(struct task *t, struct task_info *ret)
 {
 	struct task_life *l = t->life;
@@ -447,6 +459,14 @@ void task_get_info(struct task *t, struct task_info *ret)
 	ret->uid = l->uid;
 	ret->goroutines = ret->done ? 0 : task_alive(t);
 	ret->goroutines_created = task_ncreated(t);
+	for (int32_t i = 0; i <= gomaxprocs; i++) {
+		const struct task_pcount *c = &t->pcount[i];
+		ret->goroutines_ended += __atomic_load_n(&c->ended, __ATOMIC_RELAXED);
+		ret->cpu_ns += __atomic_load_n(&c->cpu_ns, __ATOMIC_RELAXED);
+		ret->switches += __atomic_load_n(&c->switches, __ATOMIC_RELAXED);
+		ret->io_requests += __atomic_load_n(&c->ioreqs, __ATOMIC_RELAXED);
+		ret->panics += __atomic_load_n(&c->panics, __ATOMIC_RELAXED);
+	}
 	ret->max_goroutines = t->max_goroutines;
 	ret->stack_size = t->stacksize ? t->stacksize : default_stacksize;
 	ret->start_ns = l->start_ns;
@@ -1223,6 +1243,7 @@ _Noreturn static void task_panic(struct task *t, const char *head, void *const *
 		buf = fallback;
 		size = sizeof fallback;
 	}
+	task_count(t, (struct p *)NULL, panics, 1);
 	bprintf(buf, size, &len, "%s", head);
 	format_trace(buf, size, &len, t, gp, pcs, npcs, exact0);
 	bprintf(buf, size, &len, "\n");

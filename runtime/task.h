@@ -107,6 +107,11 @@ struct task_info {
 	uid_t uid;
 	int64_t goroutines;          /* alive now */
 	int64_t goroutines_created;  /* over its life */
+	int64_t goroutines_ended;
+	int64_t cpu_ns;              /* run slices of its goroutines (coarse clock; syscalls excluded) */
+	int64_t switches;            /* run slices ended (parks, yields, preemptions, exits) */
+	int64_t io_requests;         /* gort_* io calls made by its goroutines */
+	int64_t panics;
 	int max_goroutines;
 	size_t stack_size;
 	int64_t start_ns, end_ns;    /* gort_now() at start and at end (0: not yet) */
@@ -115,6 +120,10 @@ struct task_info {
 /* Fills *ret. This function can't fail. */
 void task_get_info(struct task *t, struct task_info *ret);
 int64_t task_id(struct task *t);
+/* task_entry_name: what ps calls the runtime's own goroutine entries: a task's
+ * main goroutine ("gort_main": it runs the GORT_INIT functions, then gort_main)
+ * and the reaper that ends a task; NULL for any other fn. Can't fail. */
+const char *task_entry_name(gort_fn fn);
 
 /* task_list: references to every task in the table (running and kept ended ones),
  * oldest first, in a malloc'ed array; release with task_list_free. */
