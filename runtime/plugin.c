@@ -8,6 +8,7 @@
 #include "gort_plugin.h"
 #include "module.h"
 #include "task.h"
+#include "trace.h"
 
 /*
  * A plugin is loaded like a task (module.c) and described by its exported
@@ -54,6 +55,7 @@ struct plugin {
 	int slot;
 	int64_t holders;              /* under plugins_lock */
 	bool unloading;
+	bool tracing;                 /* holds a trace listener (on_event): the collector feeds it */
 
 	struct evslot *ring;
 	uint32_t qsize;
@@ -238,6 +240,8 @@ static struct plugin *plugin_free(struct plugin *p)
 {
 	if (!p)
 		return NULL;
+	if (p->tracing)
+		trace_release();
 	module_unload(p->mod);
 	free(p->ring);
 	free(p);
@@ -300,6 +304,15 @@ int plugin_load(int fd, char *ret_name, size_t namelen, char *errbuf, size_t err
 	}
 	for (uint64_t i = 0; i < p->qsize; i++)
 		atomic_init(&p->ring[i].seq, i);
+	if (d->on_event) {
+		/* the scheduler writes events from now on; the collector feeds them here */
+		r = trace_acquire();
+		if (r < 0) {
+			plugin_free(p);
+			return fail(r, errbuf, errlen, "cannot start the event collector");
+		}
+		p->tracing = true;
+	}
 
 	/* Reserve the name (a second load of the same plugin waits for nothing:
 	 * it is refused), then init outside the lock: init may take its time. */

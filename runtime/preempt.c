@@ -84,6 +84,7 @@
 #include <cpuid.h>
 #endif
 
+#include "gort_plugin.h"
 #include "sysmon.h"
 
 #define NO_SANITIZE __attribute__((no_sanitize_address, no_sanitize_thread, no_sanitize_undefined))
@@ -550,6 +551,8 @@ static void gopreempt_m(struct g *gp)
 {
 	struct m *mp = gp->m;
 	switched_to_g0(gp);
+	if (traceEnabled())
+		traceGoStop(gp, GORT_STOP_PREEMPTED);
 	casgstatus(gp, G_RUNNING, G_PREEMPTED);
 	dropg();
 	if (atomic_load(&sched.stopping)) {

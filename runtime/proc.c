@@ -604,6 +604,8 @@ void acquirep(struct p *pp)
 	mp->p = pp;
 	pp->m = mp;
 	atomic_store_explicit(&pp->status, P_RUNNING, memory_order_relaxed);
+	if (traceEnabled())
+		traceProcStart();
 }
 
 static struct p *releasep(void)
@@ -612,6 +614,8 @@ static struct p *releasep(void)
 	struct p *pp = mp->p;
 	if (!pp || pp->m != mp)
 		throw("releasep: invalid p state");
+	if (traceEnabled())
+		traceProcStop();
 	pp->m = NULL;
 	mp->p = NULL;
 	atomic_store_explicit(&pp->status, P_IDLE, memory_order_relaxed);
@@ -986,6 +990,8 @@ _Noreturn void execute(struct g *gp, bool inherit)
 	mp->curg = gp;
 	gp->m = mp;
 	casgstatus(gp, G_RUNNABLE, G_RUNNING);
+	if (traceEnabled())
+		traceGoStart(gp);
 	atomic_store_explicit(&gp->preempt, false, memory_order_relaxed);
 	gp->waitsince = mclock(mp); /* the run slice starts (switched_to_g0 ends it) */
 	if (!inherit)
@@ -1089,6 +1095,8 @@ top:
 		gp = gqueue_pop(&list);
 		if (gp) {
 			injectglist(&list);
+			if (traceEnabled())
+				traceGoUnpark(gp);
 			casgstatus(gp, G_WAITING, G_RUNNABLE);
 			*ret_inherit = false;
 			return gp;
@@ -1162,6 +1170,8 @@ top:
 			gp = gqueue_pop(&list);
 			if (gp) {
 				injectglist(&list);
+				if (traceEnabled())
+					traceGoUnpark(gp);
 				casgstatus(gp, G_WAITING, G_RUNNABLE);
 				*ret_inherit = false;
 				return gp;
@@ -1233,6 +1243,8 @@ static void park_m(struct g *gp)
 		mp->waitunlockf = NULL;
 		mp->waitlock = NULL;
 		if (!ok) {
+			if (traceEnabled())
+				traceGoUnpark(gp);
 			casgstatus(gp, G_WAITING, G_RUNNABLE);
 			execute(gp, true);
 		}
@@ -1249,6 +1261,8 @@ void gopark(bool (*unlockf)(struct g *gp, void *arg), void *arg, enum waitreason
 	mp->waitunlockf = unlockf;
 	mp->waitlock = arg;
 	gp->waitreason = (uint8_t)reason;
+	if (traceEnabled())
+		traceGoStop(gp, GORT_STOP_PARKED);
 	/* waitsince: switched_to_g0 (one coarse clock read per switch, which
 	 * also ends the run slice) */
 	fiber_switch(gp, mp->g0, false);
@@ -1266,6 +1280,8 @@ void goready(struct g *gp)
 		injectglist(&q);
 		return;
 	}
+	if (traceEnabled())
+		traceGoUnpark(gp);
 	casgstatus(gp, G_WAITING, G_RUNNABLE);
 	gp->waitsince = mclock(me->m); /* runnable since about now (ps) */
 	runqput(pp, gp, true);
@@ -1279,6 +1295,8 @@ void injectglist(struct gqueue *q)
 	int32_t n = 0;
 	int64_t now = gclock();
 	for (struct g *gp = q->head; gp; gp = gp->schedlink) {
+		if (traceEnabled())
+			traceGoUnpark(gp);
 		casgstatus(gp, G_WAITING, G_RUNNABLE);
 		gp->waitsince = now;
 		n++;
@@ -1300,6 +1318,8 @@ static void gosched_m(struct g *gp)
 {
 	struct m *mp = gp->m;
 	switched_to_g0(gp);
+	if (traceEnabled())
+		traceGoStop(gp, GORT_STOP_YIELD);
 	casgstatus(gp, G_RUNNING, G_RUNNABLE);
 	dropg();
 	runqput(mp->p, gp, false);
@@ -1379,8 +1399,8 @@ struct g *newproc(gort_fn fn, void *arg, struct task *t, size_t stacksize, int *
 	}
 	if (t)
 		task_gocreated(t, pp);
-	if (unlikely(atomic_load_explicit(&plugins_listening, memory_order_relaxed)))
-		task_event_go(GORT_EV_GO_CREATE, newg);
+	if (traceEnabled())
+		traceGoCreate(newg);
 	casgstatus(newg, G_DEAD, G_RUNNABLE);
 	if (pp) {
 		runqput(pp, newg, true);
@@ -1401,8 +1421,8 @@ static void goexit0(struct g *gp)
 	struct m *mp = gp->m;
 	switched_to_g0(gp);
 	casgstatus(gp, G_RUNNING, G_DEAD);
-	if (unlikely(atomic_load_explicit(&plugins_listening, memory_order_relaxed)))
-		task_event_go(GORT_EV_GO_END, gp);
+	if (traceEnabled())
+		traceGoEnd(gp);
 	struct task *t = gp->task;
 	bool locked = gp->lockedm != NULL;
 	gp->lockedm = NULL;

@@ -526,10 +526,8 @@ _Noreturn void task_block_forever(enum waitreason reason);
  * task goroutine's code (not the runtime's) becomes a panic of its task, and
  * the context is rewritten to get there; true if so. */
 bool task_fault(int sig, void *siginfo, void *uctx);
-/* Goroutine lifecycle events for plugins (GORT_EV_GO_*): one load and a branch
- * when no plugin listens. */
+/* Plugins with an on_event hook (plugin.c): the collector feeds them (trace.c). */
 extern _Atomic int32_t plugins_listening;
-void task_event_go(uint32_t kind, struct g *gp);
 /* checkdead found every M idle with no timer or io pending (Go's checkdead). */
 void task_checkdead(void);
 void task_exit(struct task *t, int code);
@@ -602,6 +600,28 @@ struct netpoll_stats {
 /* Fills *ret (zeroed when the runtime is not started). Any thread; can't fail. */
 void netpoll_stats_read(struct netpoll_stats *ret);
 const char *netpoll_mode_string(int mode);
+
+/* ---- trace.c: lifecycle events (the consumers' side is trace.h) ----
+ * Each hook site reads `if (traceEnabled()) traceGoStart(gp);`: while nobody
+ * listens that is one relaxed load and a branch predicted not taken; the hooks
+ * are out of line. A hook writes one event into the caller's P's buffer (no
+ * lock: the P's owner is its only writer) or, without a P, into a shared
+ * lock-free one; a full buffer drops the event (counted). Goroutine events
+ * are written for tasks' goroutines only. traceGoStop's reason is enum
+ * gort_stop_reason (GORT_STOP_PARKED: gp->waitreason says on what);
+ * traceGoUnpark: gp is made runnable by the caller's goroutine (or the
+ * runtime). traceTask: TASK_START/TASK_EXIT with the task's name, its
+ * task_status and exit code. */
+extern _Atomic int32_t trace_on;
+#define traceEnabled() unlikely(atomic_load_explicit(&trace_on, memory_order_relaxed) != 0)
+void traceGoCreate(struct g *newg);
+void traceGoStart(struct g *gp);
+void traceGoStop(struct g *gp, int reason);
+void traceGoUnpark(struct g *gp);
+void traceGoEnd(struct g *gp);
+void traceProcStart(void);
+void traceProcStop(void);
+void traceTask(uint32_t kind, int64_t task, const char *name, int status, int code);
 
 /* ---- timers (timer.c): run from schedule/findrunnable ---- */
 /* Runs the expired timers of pp; returns the next timer's time (0: none). */

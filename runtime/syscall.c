@@ -33,6 +33,7 @@
  * nothing.
  */
 
+#include "gort_plugin.h"
 #include "sysmon.h"
 
 /* entersyscall: see runtime.h. From a goroutine that holds a P. */
@@ -50,6 +51,8 @@ void entersyscall(void)
 	if (gp->task)
 		task_count(gp->task, pp, cpu_ns, now - gp->waitsince);
 	gp->waitsince = now;
+	if (traceEnabled())
+		traceGoStop(gp, GORT_STOP_SYSCALL); /* into pp's buffer: still ours */
 	casgstatus(gp, G_RUNNING, G_SYSCALL);
 	mp->oldp = pp;
 	mp->p = NULL;
@@ -106,6 +109,8 @@ void exitsyscall(void)
 				      atomic_load_explicit(&oldp->syscalltick, memory_order_relaxed) + 1,
 				      memory_order_relaxed);
 		casgstatus(gp, G_SYSCALL, G_RUNNING);
+		if (traceEnabled())
+			traceGoStart(gp);
 		return;
 	}
 	sysmon_count(&sysmon_counters.syscall_exits_slow);
@@ -116,6 +121,8 @@ void exitsyscall(void)
 		if (pp) {
 			acquirep(pp);
 			casgstatus(gp, G_SYSCALL, G_RUNNING);
+			if (traceEnabled())
+				traceGoStart(gp);
 			return;
 		}
 	}

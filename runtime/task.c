@@ -21,6 +21,7 @@
 #include "stats.h"
 #include "task.h"
 #include "timer.h"
+#include "trace.h"
 
 /*
  * Tasks
@@ -851,44 +852,9 @@ static void pump_stop(void)
 
 static void task_emit(uint32_t kind, struct task *t)
 {
-	if (atomic_load_explicit(&plugins_listening, memory_order_relaxed) == 0)
-		return;
-	struct g *gp = getg();
-	struct gort_event ev = {
-		.size = sizeof ev,
-		.kind = kind,
-		.time = nanotime(),
-		.task = t->id,
-		.proc = gp && gp->m->p ? gp->m->p->id : -1,
-		.m = gp ? (int32_t)gp->m->id : -1,
-		.reason = kind == GORT_EV_TASK_EXIT ? t->life->status : 0,
-		.code = kind == GORT_EV_TASK_EXIT ? t->exit_code : 0,
-	};
-	plugin_emit(&ev, t->life->name, NULL);
-}
-
-/* Goroutine events are about tasks' goroutines; the runtime's own (reapers)
- * and a goroutine that left its ending task (which saw it end) send none. */
-void task_event_go(uint32_t kind, struct g *gp)
-{
-	if (!gp->task)
-		return;
-	struct g *me = getg();
-	struct gort_event ev = {
-		.size = sizeof ev,
-		.kind = kind,
-		.time = nanotime(),
-		.task = gp->task ? gp->task->id : 0,
-		.goid = gp->goid,
-		.parent = gp->parentgoid,
-		.proc = me && me->m->p ? me->m->p->id : -1,
-		.m = me ? (int32_t)me->m->id : -1,
-	};
-	const char *entry = NULL;
-	Dl_info di;
-	if (kind == GORT_EV_GO_CREATE && gp->fn && dladdr((void *)gp->fn, &di) && di.dli_sname)
-		entry = di.dli_sname;
-	plugin_emit(&ev, entry, NULL);
+	if (traceEnabled())
+		traceTask(kind, t->id, t->life->name, kind == GORT_EV_TASK_EXIT ? t->life->status : 0,
+			  kind == GORT_EV_TASK_EXIT ? t->exit_code : 0);
 }
 
 /* ---- the end of a task ---- */
@@ -1021,6 +987,7 @@ static void task_reap(struct task *t)
 	plugin_release_task(t->id);
 	struct module *m = l->mod;
 	l->mod = NULL;
+	trace_flush(); /* its goroutines' entry symbols are resolved while they exist */
 	module_unload(m);
 	if (!l->embedded) {
 		close(t->stdin_fd);
@@ -1069,8 +1036,8 @@ _Noreturn static void task_end_self(struct task *t, int code, int status, const 
 		once_abandon(gp);
 	/* Leave the task: from here on this goroutine runs runtime code only, and
 	 * it does not count among the goroutines the reaper waits for. */
-	if (atomic_load_explicit(&plugins_listening, memory_order_relaxed))
-		task_event_go(GORT_EV_GO_END, gp);
+	if (traceEnabled())
+		traceGoEnd(gp);
 	struct m *mp = acquirem();
 	task_goexit(t, mp->p);
 	gp->task = NULL;
@@ -1637,6 +1604,7 @@ GORT_EXPORT int gort_run(int (*main_fn)(int argc, char **argv), int argc, char *
 	atomic_store(&l->refs, 2); /* ours, the running task's */
 	atomic_store(&l->pending, 1);
 	embedded_task = t;
+	task_emit(GORT_EV_TASK_START, t);
 	if (!newproc(task_main, t, t, 0, &r)) {
 		runtime_stop();
 		embedded_task = NULL;
