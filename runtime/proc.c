@@ -665,14 +665,17 @@ static void newm(struct p *pp, bool spinning)
 
 static __attribute__((noinline)) void mstart1(struct m *mp)
 {
-	/* g0's frames start below this one on every mcall: schedule never returns. */
+	/* g0's frames start below this one on every mcall: schedule never returns.
+	 * Just below: the first mcall must land above wherever the schedule()
+	 * below left g0 (valgrind keeps only the 128 bytes under the last sp it saw
+	 * on g0 addressable, and a stack switch does not move them). */
 	uintptr_t sp;
 #if defined(__x86_64__)
 	__asm__ volatile("movq %%rsp, %0" : "=r"(sp));
 #else
 	__asm__ volatile("mov %0, sp" : "=r"(sp));
 #endif
-	mp->g0->sched.sp = (sp - 512) & ~(uintptr_t)15;
+	mp->g0->sched.sp = (sp - 64) & ~(uintptr_t)15;
 	if (mp->nextp) {
 		struct p *pp = mp->nextp;
 		mp->nextp = NULL;
