@@ -1,4 +1,4 @@
-/* client/gortctl.c: gortctl, the command line of gortd: submit, wait, kill, tasks, ps, logs, plugins, stats. */
+/* client/gortctl.c: gortctl, the command line of gortd: submit, wait, kill, tasks, ps, logs, plugins, stats, events, trace. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -39,8 +39,12 @@ static void help(void)
 	       "  stats [--watch SECONDS] [--prometheus]\n"
 	       "                        Go's schedtrace, sysmon, io and per-task figures\n"
 	       "  top                   a live view of Ps, Ms and tasks (q quits)\n"
-	       "  events [--task TASK] [--follow]\n"
-	       "  trace --duration SECONDS -o FILE.json\n\n"
+	       "  events [--task TASK] [--follow] [--json]\n"
+	       "                        goroutine and task lifecycle events: what gortd kept,\n"
+	       "                        then (--follow) as they happen, until Ctrl-C\n"
+	       "  trace --duration SECONDS -o FILE.json\n"
+	       "                        record the events for SECONDS as Chrome Trace Event JSON\n"
+	       "                        (open it in https://ui.perfetto.dev or chrome://tracing)\n\n"
 	       "The socket: --socket, else $GORT_SOCKET, else /run/gort/gortd.sock as root,\n"
 	       "$XDG_RUNTIME_DIR/gort/gortd.sock otherwise. -H runs the command on HOST over\n"
 	       "ssh (its gortctl, its files).\n");
@@ -1195,45 +1199,600 @@ static int cmd_stats(int argc, char **argv)
 	return EXIT_OK;
 }
 
-/* ---- the observability commands: parsed, not served yet ---- */
+/* ---- the observability commands: events, trace ---- */
+
+/* Event kinds on the wire (Event.kind: gort_plugin.h's enum gort_event_kind, plus the daemon's own). */
+enum { EV_GO_CREATE = 1, EV_GO_START, EV_GO_STOP, EV_GO_UNBLOCK, EV_GO_END, EV_TASK_START, EV_TASK_EXIT,
+       EV_PROC_START, EV_PROC_STOP, EV_DROPPED = 64, EV_SAMPLE = 65 };
+
+static const char *ev_kind_name(uint32_t k)
+{
+	static const char *const names[] = { "?", "go-create", "go-start", "go-stop", "go-unblock", "go-end",
+					     "task-start", "task-exit", "proc-start", "proc-stop" };
+	if (k == EV_DROPPED)
+		return "dropped";
+	if (k == EV_SAMPLE)
+		return "sample";
+	return k < sizeof names / sizeof names[0] ? names[k] : "?";
+}
+
+static const char *ev_stop_name(uint32_t r)
+{
+	static const char *const names[] = { "?", "yield", "preempted", "parked", "syscall" };
+	return r < sizeof names / sizeof names[0] ? names[r] : "?";
+}
+
+static const char *ev_exit_name(uint32_t r)
+{
+	static const char *const names[] = { "running", "exited", "panicked", "killed" };
+	return r < sizeof names / sizeof names[0] ? names[r] : "?";
+}
+
+/* s as a JSON string (quotes included). */
+static void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch == '"' || ch == '\\')
+			fprintf(f, "\\%c", ch);
+		else if (ch < 0x20)
+			fprintf(f, "\\u%04x", ch);
+		else
+			fputc(ch, f);
+	}
+	fputc('"', f);
+}
+
+static void print_event_json(const Gort__V1__Event *e, int64_t unix_offset)
+{
+	printf("{\"time_ns\":%" PRId64 ",\"unix_ns\":%" PRId64 ",\"kind\":\"%s\",\"task\":%" PRIu64
+	       ",\"goid\":%" PRId64 ",\"proc\":%d,\"m\":%d",
+	       e->time_ns, e->time_ns + unix_offset, ev_kind_name(e->kind), e->task_id, e->goid, e->proc, e->m);
+	switch (e->kind) {
+	case EV_GO_CREATE:
+		printf(",\"parent\":%" PRId64 ",\"entry\":", e->arg);
+		json_str(stdout, e->entry);
+		break;
+	case EV_GO_START:
+		printf(",\"entry\":");
+		json_str(stdout, e->entry);
+		break;
+	case EV_GO_STOP:
+		printf(",\"reason\":\"%s\"", ev_stop_name(e->reason));
+		if (*e->wait) {
+			printf(",\"wait\":");
+			json_str(stdout, e->wait);
+		}
+		break;
+	case EV_GO_UNBLOCK:
+		printf(",\"by\":%" PRId64, e->arg);
+		break;
+	case EV_TASK_START:
+	case EV_TASK_EXIT:
+		printf(",\"name\":");
+		json_str(stdout, e->entry);
+		if (e->kind == EV_TASK_EXIT)
+			printf(",\"status\":\"%s\",\"code\":%" PRId64, ev_exit_name(e->reason), e->arg);
+		break;
+	case EV_DROPPED:
+		printf(",\"count\":%" PRId64, e->arg);
+		break;
+	case EV_SAMPLE:
+		printf(",\"goroutines\":%" PRId64 ",\"runqueue\":%" PRId64 ",\"idleprocs\":%u", e->arg, e->goid,
+		       e->reason);
+		break;
+	}
+	printf("}\n");
+}
+
+static void print_event_text(const Gort__V1__Event *e, int64_t unix_offset)
+{
+	int64_t wall = e->time_ns + unix_offset;
+	time_t sec = (time_t)(wall / 1000000000);
+	struct tm tm;
+	localtime_r(&sec, &tm);
+	char ts[32], where[32] = "", task[32] = "";
+	strftime(ts, sizeof ts, "%H:%M:%S", &tm);
+	if (e->proc >= 0)
+		snprintf(where, sizeof where, "P%d", e->proc);
+	if (e->m >= 0 && e->kind != EV_SAMPLE)
+		snprintf(where + strlen(where), sizeof where - strlen(where), "%sM%d", *where ? "/" : "", e->m);
+	if (e->task_id)
+		snprintf(task, sizeof task, "task %" PRIu64, e->task_id);
+	printf("%s.%06lld %-9s %-10s ", ts, (long long)(wall % 1000000000 / 1000), e->kind == EV_SAMPLE ? "" : where,
+	       task);
+	switch (e->kind) {
+	case EV_GO_CREATE:
+		printf("G%" PRId64 " created by %s%" PRId64 ": %s\n", e->goid, e->arg ? "G" : "runtime ", e->arg, e->entry);
+		break;
+	case EV_GO_START:
+		printf("G%" PRId64 " runs %s\n", e->goid, e->entry);
+		break;
+	case EV_GO_STOP:
+		if (*e->wait)
+			printf("G%" PRId64 " stops: %s (%s)\n", e->goid, ev_stop_name(e->reason), e->wait);
+		else
+			printf("G%" PRId64 " stops: %s\n", e->goid, ev_stop_name(e->reason));
+		break;
+	case EV_GO_UNBLOCK:
+		if (e->arg)
+			printf("G%" PRId64 " unblocked by G%" PRId64 "\n", e->goid, e->arg);
+		else
+			printf("G%" PRId64 " unblocked by the runtime\n", e->goid);
+		break;
+	case EV_GO_END:
+		printf("G%" PRId64 " ends\n", e->goid);
+		break;
+	case EV_TASK_START:
+		printf("%s starts\n", e->entry);
+		break;
+	case EV_TASK_EXIT:
+		printf("%s %s, code %" PRId64 "\n", e->entry, ev_exit_name(e->reason), e->arg);
+		break;
+	case EV_PROC_START:
+		printf("P%d starts on M%d\n", e->proc, e->m);
+		break;
+	case EV_PROC_STOP:
+		printf("P%d stops\n", e->proc);
+		break;
+	case EV_DROPPED:
+		if (e->proc >= 0)
+			printf("%" PRId64 " events dropped: P%d's buffer was full\n", e->arg, e->proc);
+		else
+			printf("%" PRId64 " events dropped: the shared buffer was full\n", e->arg);
+		break;
+	case EV_SAMPLE:
+		printf("sample: gomaxprocs=%d idleprocs=%u threads=%d runqueue=%" PRId64 " goroutines=%" PRId64 "\n",
+		       e->proc, e->reason, e->m, e->goid, e->arg);
+		break;
+	default:
+		printf("event %u\n", e->kind);
+	}
+}
+
+/* Receives the replies to an events request: each batch to fn(reply, arg).
+ * Returns 0 at the end of the stream (its last reply, or with allow_eof the
+ * daemon going away), -EINTR on Ctrl-C, or a negative errno. */
+static int events_receive(struct gortclient *c, uint64_t id, bool allow_eof,
+			  void (*fn)(const Gort__V1__EventsReply *er, void *arg), void *arg)
+{
+	catch_interrupts();
+	for (;;) {
+		struct pollfd p[2] = { { .fd = gortclient_fd(c), .events = POLLIN },
+				       { .fd = sigint_pipe[0], .events = POLLIN } };
+		int n = poll(p, sigint_pipe[0] >= 0 ? 2 : 1, -1);
+		if (n < 0 && errno != EINTR)
+			return -errno;
+		if (sigint_pipe[0] >= 0 && (p[1].revents & POLLIN))
+			return -EINTR;
+		if (!p[0].revents)
+			continue;
+		Gort__V1__Reply *reply = NULL;
+		int r = gortclient_recv_id(c, id, &reply);
+		if (r == -ECONNRESET && allow_eof)
+			return 0;
+		if (r < 0)
+			return r;
+		bool end = true;
+		if (reply->body_case == GORT__V1__REPLY__BODY_EVENTS) {
+			fn(reply->events, arg);
+			end = reply->events->end;
+		}
+		gort__v1__reply__free_unpacked(reply, NULL);
+		fflush(stdout);
+		if (end)
+			return 0;
+	}
+}
+
+static void events_show(const Gort__V1__EventsReply *er, void *arg)
+{
+	(void)arg;
+	if (er->missed) {
+		if (arg_json)
+			printf("{\"kind\":\"missed\",\"count\":%" PRIu64 "}\n", er->missed);
+		else
+			printf("(%" PRIu64 " events missed: this client fell behind)\n", er->missed);
+	}
+	for (size_t i = 0; i < er->n_events; i++) {
+		if (arg_json)
+			print_event_json(er->events[i], er->unix_offset_ns);
+		else
+			print_event_text(er->events[i], er->unix_offset_ns);
+	}
+}
 
 static int cmd_events(int argc, char **argv)
 {
+	Gort__V1__EventsRequest er = GORT__V1__EVENTS_REQUEST__INIT;
 	for (int i = 1; i < argc; i++) {
-		uint64_t t;
-		if (strcmp(argv[i], "--follow") == 0)
-			continue;
-		if (strcmp(argv[i], "--task") == 0 && i + 1 < argc && parse_task(argv[i + 1], &t) == 0) {
-			i++;
-			continue;
+		if (strcmp(argv[i], "--follow") == 0 || strcmp(argv[i], "-f") == 0) {
+			er.follow = true;
+		} else if (strcmp(argv[i], "--json") == 0) {
+			arg_json = true;
+		} else if (strcmp(argv[i], "--task") == 0 || strncmp(argv[i], "--task=", 7) == 0) {
+			const char *v = argv[i][6] == '=' ? argv[i] + 7 : (i + 1 < argc ? argv[++i] : NULL);
+			if (!v)
+				return usage("events: --task wants a TASK id");
+			if (parse_task(v, &er.task_id))
+				return EXIT_USAGE;
+		} else {
+			return usage("events: unknown argument '%s'", argv[i]);
 		}
-		return usage("events: unknown argument '%s'", argv[i]);
 	}
-	fprintf(stderr, "gortctl: events: this gortd does not stream lifecycle events yet\n");
-	return EXIT_DAEMON;
+	struct gortclient *c = connect_or_explain();
+	if (!c)
+		return EXIT_DAEMON;
+	Gort__V1__Request req = GORT__V1__REQUEST__INIT;
+	req.body_case = GORT__V1__REQUEST__BODY_EVENTS;
+	req.events = &er;
+	int64_t id = gortclient_send(c, &req, NULL, 0);
+	int r = id < 0 ? (int)id : events_receive(c, (uint64_t)id, er.follow, events_show, NULL);
+	if (r < 0 && r != -EINTR) {
+		fail(c, "events");
+		gortclient_free(c);
+		return EXIT_DAEMON;
+	}
+	gortclient_free(c);
+	return EXIT_OK;
+}
+
+/* ---- trace: Chrome Trace Event JSON ---- */
+
+/* Tracks: pid 1 the Ps (tid = P), pid 2 the Ms (tid = M), pid 3 the tasks
+ * (tid = task id), pid 4 the runtime (events without a P). */
+enum { TRACK_P = 1, TRACK_M = 2, TRACK_TASK = 3, TRACK_RT = 4 };
+
+struct open_slice {
+	int pid, tid;
+	int64_t goid;            /* running there now; 0: none */
+};
+
+struct taskspan {
+	uint64_t id;
+	int64_t start, end;      /* ns; 0: not seen */
+	char name[64];
+	char status[16];
+};
+
+struct tracer {
+	FILE *f;
+	bool first;
+	int64_t t0, tlast;
+	struct open_slice *open;
+	size_t nopen, capopen;
+	struct taskspan *tasks;
+	size_t ntasks, captasks;
+	int64_t *goids;          /* goroutine names: goid -> entry */
+	char (*names)[64];
+	size_t nnames, capnames;
+	uint64_t events, missed;
+	bool oom;
+};
+
+static void tr_sep(struct tracer *t)
+{
+	fputs(t->first ? "\n" : ",\n", t->f);
+	t->first = false;
+}
+
+static void tr_ts(struct tracer *t, int64_t ns)
+{
+	fprintf(t->f, "%.3f", (double)(ns - t->t0) / 1000.0);
+}
+
+static const char *tr_name(struct tracer *t, int64_t goid)
+{
+	for (size_t i = t->nnames; i-- > 0;)
+		if (t->goids[i] == goid)
+			return t->names[i];
+	return "";
+}
+
+static void tr_set_name(struct tracer *t, int64_t goid, const char *entry)
+{
+	if (!*entry || *tr_name(t, goid))
+		return;
+	if (t->nnames == t->capnames) {
+		size_t cap = t->capnames ? t->capnames * 2 : 256;
+		int64_t *g = realloc(t->goids, cap * sizeof(*g));
+		if (g)
+			t->goids = g;
+		char(*n)[64] = realloc(t->names, cap * sizeof(*n));
+		if (n)
+			t->names = n;
+		if (!g || !n) {
+			t->oom = true;
+			return;
+		}
+		t->capnames = cap;
+	}
+	t->goids[t->nnames] = goid;
+	snprintf(t->names[t->nnames], sizeof t->names[0], "%s", entry);
+	t->nnames++;
+}
+
+static struct open_slice *tr_track(struct tracer *t, int pid, int tid)
+{
+	for (size_t i = 0; i < t->nopen; i++)
+		if (t->open[i].pid == pid && t->open[i].tid == tid)
+			return &t->open[i];
+	if (t->nopen == t->capopen) {
+		size_t cap = t->capopen ? t->capopen * 2 : 16;
+		struct open_slice *v = realloc(t->open, cap * sizeof(*v));
+		if (!v) {
+			t->oom = true;
+			return NULL;
+		}
+		t->open = v;
+		t->capopen = cap;
+	}
+	struct open_slice *s = &t->open[t->nopen++];
+	*s = (struct open_slice){ .pid = pid, .tid = tid };
+	/* the track's name */
+	tr_sep(t);
+	fprintf(t->f, "{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":%d,\"tid\":%d,\"args\":{\"name\":\"%s%d\"}}",
+		pid, tid, pid == TRACK_P ? "P" : pid == TRACK_M ? "M" : pid == TRACK_TASK ? "task " : "runtime ", tid);
+	tr_sep(t);
+	fprintf(t->f, "{\"name\":\"thread_sort_index\",\"ph\":\"M\",\"pid\":%d,\"tid\":%d,\"args\":{\"sort_index\":%d}}",
+		pid, tid, tid);
+	return s;
+}
+
+static void tr_end(struct tracer *t, struct open_slice *s, int64_t ns)
+{
+	if (!s || !s->goid)
+		return;
+	tr_sep(t);
+	fprintf(t->f, "{\"ph\":\"E\",\"pid\":%d,\"tid\":%d,\"ts\":", s->pid, s->tid);
+	tr_ts(t, ns);
+	fputc('}', t->f);
+	s->goid = 0;
+}
+
+static void tr_begin(struct tracer *t, struct open_slice *s, int64_t ns, const Gort__V1__Event *e)
+{
+	if (!s)
+		return;
+	tr_end(t, s, ns); /* a stop that was dropped: never leave two open */
+	const char *name = tr_name(t, e->goid);
+	tr_sep(t);
+	fprintf(t->f, "{\"name\":\"G%" PRId64 "%s", e->goid, *name ? " " : "");
+	for (const char *p = name; *p; p++)
+		if (*p != '"' && *p != '\\' && (unsigned char)*p >= 0x20)
+			fputc(*p, t->f);
+	fprintf(t->f, "\",\"cat\":\"goroutine\",\"ph\":\"B\",\"pid\":%d,\"tid\":%d,\"ts\":", s->pid, s->tid);
+	tr_ts(t, ns);
+	fprintf(t->f, ",\"args\":{\"goid\":%" PRId64 ",\"task\":%" PRIu64 "}}", e->goid, e->task_id);
+	s->goid = e->goid;
+}
+
+static void tr_instant(struct tracer *t, int pid, int tid, int64_t ns, const char *name, const char *args)
+{
+	tr_sep(t);
+	fprintf(t->f, "{\"name\":\"%s\",\"ph\":\"i\",\"s\":\"t\",\"pid\":%d,\"tid\":%d,\"ts\":", name, pid, tid);
+	tr_ts(t, ns);
+	fprintf(t->f, ",\"args\":{%s}}", args);
+}
+
+static struct taskspan *tr_task(struct tracer *t, uint64_t id)
+{
+	for (size_t i = 0; i < t->ntasks; i++)
+		if (t->tasks[i].id == id)
+			return &t->tasks[i];
+	if (t->ntasks == t->captasks) {
+		size_t cap = t->captasks ? t->captasks * 2 : 16;
+		struct taskspan *v = realloc(t->tasks, cap * sizeof(*v));
+		if (!v) {
+			t->oom = true;
+			return NULL;
+		}
+		t->tasks = v;
+		t->captasks = cap;
+	}
+	struct taskspan *s = &t->tasks[t->ntasks++];
+	*s = (struct taskspan){ .id = id };
+	return s;
+}
+
+static void tr_event(struct tracer *t, const Gort__V1__Event *e)
+{
+	int64_t ns = e->time_ns;
+	if (!t->t0)
+		t->t0 = ns;
+	if (ns < t->tlast)
+		ns = t->tlast; /* never backwards on a track */
+	t->tlast = ns;
+	t->events++;
+	char args[160];
+	if (e->task_id && e->kind != EV_TASK_START && e->kind != EV_TASK_EXIT) {
+		struct taskspan *ts = tr_task(t, e->task_id);
+		if (ts && !ts->start)
+			ts->start = ns;
+	}
+	switch (e->kind) {
+	case EV_GO_CREATE:
+		tr_set_name(t, e->goid, e->entry);
+		snprintf(args, sizeof args, "\"goid\":%" PRId64 ",\"parent\":%" PRId64 ",\"task\":%" PRIu64, e->goid,
+			 e->arg, e->task_id);
+		if (e->proc >= 0)
+			tr_instant(t, TRACK_P, e->proc, ns, "go create", args);
+		else
+			tr_instant(t, TRACK_RT, 0, ns, "go create", args);
+		break;
+	case EV_GO_START:
+		tr_set_name(t, e->goid, e->entry);
+		if (e->proc >= 0)
+			tr_begin(t, tr_track(t, TRACK_P, e->proc), ns, e);
+		if (e->m >= 0)
+			tr_begin(t, tr_track(t, TRACK_M, e->m), ns, e);
+		break;
+	case EV_GO_STOP:
+	case EV_GO_END: {
+		for (size_t i = 0; i < t->nopen; i++)
+			if (t->open[i].goid == e->goid && t->open[i].pid != TRACK_TASK)
+				tr_end(t, &t->open[i], ns);
+		if (e->kind == EV_GO_STOP && e->reason != 1 && e->reason != 2) {
+			snprintf(args, sizeof args, "\"goid\":%" PRId64 ",\"reason\":\"%s\",\"wait\":\"%s\"", e->goid,
+				 ev_stop_name(e->reason), e->wait);
+			if (e->proc >= 0)
+				tr_instant(t, TRACK_P, e->proc, ns, e->reason == 4 ? "syscall" : "park", args);
+		}
+		break;
+	}
+	case EV_GO_UNBLOCK:
+		snprintf(args, sizeof args, "\"goid\":%" PRId64 ",\"by\":%" PRId64, e->goid, e->arg);
+		if (e->proc >= 0)
+			tr_instant(t, TRACK_P, e->proc, ns, "unblock", args);
+		else
+			tr_instant(t, TRACK_RT, 0, ns, "unblock", args);
+		break;
+	case EV_TASK_START:
+	case EV_TASK_EXIT: {
+		struct taskspan *ts = tr_task(t, e->task_id);
+		if (!ts)
+			break;
+		snprintf(ts->name, sizeof ts->name, "%s", e->entry);
+		if (e->kind == EV_TASK_START) {
+			ts->start = ns;
+		} else {
+			if (!ts->start)
+				ts->start = t->t0;
+			ts->end = ns;
+			snprintf(ts->status, sizeof ts->status, "%s", ev_exit_name(e->reason));
+		}
+		break;
+	}
+	case EV_PROC_START:
+	case EV_PROC_STOP:
+		tr_track(t, TRACK_P, e->proc);
+		snprintf(args, sizeof args, "\"m\":%d", e->m);
+		tr_instant(t, TRACK_P, e->proc, ns, e->kind == EV_PROC_START ? "proc start" : "proc stop", args);
+		break;
+	case EV_DROPPED:
+		snprintf(args, sizeof args, "\"count\":%" PRId64 ",\"proc\":%d", e->arg, e->proc);
+		tr_sep(t);
+		fprintf(t->f, "{\"name\":\"events dropped\",\"ph\":\"i\",\"s\":\"g\",\"pid\":%d,\"tid\":0,\"ts\":", TRACK_RT);
+		tr_ts(t, ns);
+		fprintf(t->f, ",\"args\":{%s}}", args);
+		break;
+	case EV_SAMPLE:
+		tr_sep(t);
+		fprintf(t->f, "{\"name\":\"scheduler\",\"ph\":\"C\",\"pid\":%d,\"ts\":", TRACK_P);
+		tr_ts(t, ns);
+		fprintf(t->f, ",\"args\":{\"goroutines\":%" PRId64 ",\"runqueue\":%" PRId64 ",\"idleprocs\":%u}}", e->arg,
+			e->goid, e->reason);
+		break;
+	}
+}
+
+static void trace_batch(const Gort__V1__EventsReply *er, void *arg)
+{
+	struct tracer *t = arg;
+	if (er->missed) {
+		t->missed += er->missed;
+		tr_sep(t);
+		fprintf(t->f, "{\"name\":\"events missed\",\"ph\":\"i\",\"s\":\"g\",\"pid\":%d,\"tid\":0,\"ts\":", TRACK_RT);
+		tr_ts(t, t->tlast ? t->tlast : t->t0);
+		fprintf(t->f, ",\"args\":{\"count\":%" PRIu64 "}}", er->missed);
+	}
+	for (size_t i = 0; i < er->n_events; i++)
+		tr_event(t, er->events[i]);
 }
 
 static int cmd_trace(int argc, char **argv)
 {
-	bool duration = false, out = false;
+	double seconds = 0;
+	const char *out = NULL;
 	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--duration") == 0 && i + 1 < argc) {
+		if (strcmp(argv[i], "--duration") == 0 || strncmp(argv[i], "--duration=", 11) == 0) {
+			const char *v = argv[i][10] == '=' ? argv[i] + 11 : (i + 1 < argc ? argv[++i] : NULL);
 			char *end;
-			double d = strtod(argv[++i], &end);
-			if (*end || !(d > 0))
-				return usage("trace: --duration wants SECONDS");
-			duration = true;
+			seconds = v ? strtod(v, &end) : 0;
+			if (!v || *end || !(seconds > 0) || seconds > 3600)
+				return usage("trace: --duration wants SECONDS (at most 3600)");
 		} else if (strcmp(argv[i], "-o") == 0 && i + 1 < argc) {
-			i++;
-			out = true;
+			out = argv[++i];
 		} else {
 			return usage("trace: unknown argument '%s'", argv[i]);
 		}
 	}
-	if (!duration || !out)
+	if (seconds <= 0 || !out || !*out)
 		return usage("trace: --duration SECONDS -o FILE.json");
-	fprintf(stderr, "gortctl: trace: this gortd does not record traces yet\n");
-	return EXIT_DAEMON;
+	FILE *f = strcmp(out, "-") == 0 ? stdout : fopen(out, "we");
+	if (!f) {
+		fprintf(stderr, "gortctl: %s: %s\n", out, strerror(errno));
+		return EXIT_DAEMON;
+	}
+	struct gortclient *c = connect_or_explain();
+	if (!c) {
+		if (f != stdout)
+			fclose(f);
+		return EXIT_DAEMON;
+	}
+	Gort__V1__EventsRequest er = GORT__V1__EVENTS_REQUEST__INIT;
+	er.follow = true;
+	er.live_only = true;
+	er.duration_ms = (uint64_t)(seconds * 1000 + 0.5);
+	if (er.duration_ms == 0)
+		er.duration_ms = 1;
+	Gort__V1__Request req = GORT__V1__REQUEST__INIT;
+	req.body_case = GORT__V1__REQUEST__BODY_EVENTS;
+	req.events = &er;
+	struct tracer t = { .f = f, .first = true };
+	fprintf(f, "{\"displayTimeUnit\":\"ns\",\"traceEvents\":[");
+	static const char *const procs[] = { "", "Ps", "Ms", "tasks", "runtime" };
+	for (int p = 1; p <= 4; p++) {
+		tr_sep(&t);
+		fprintf(f, "{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":%d,\"args\":{\"name\":\"%s\"}}", p, procs[p]);
+		tr_sep(&t);
+		fprintf(f, "{\"name\":\"process_sort_index\",\"ph\":\"M\",\"pid\":%d,\"args\":{\"sort_index\":%d}}", p, p);
+	}
+	int64_t id = gortclient_send(c, &req, NULL, 0);
+	int r = id < 0 ? (int)id : events_receive(c, (uint64_t)id, false, trace_batch, &t);
+	/* what is still open ends where the recording did */
+	for (size_t i = 0; i < t.nopen; i++)
+		tr_end(&t, &t.open[i], t.tlast);
+	for (size_t i = 0; i < t.ntasks; i++) {
+		struct taskspan *s = &t.tasks[i];
+		int64_t start = s->start ? s->start : t.t0, end = s->end ? s->end : t.tlast;
+		tr_sep(&t);
+		fprintf(f, "{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":%d,\"tid\":%" PRIu64 ",\"args\":{\"name\":\"task %" PRIu64 "\"}}",
+			TRACK_TASK, s->id, s->id);
+		tr_sep(&t);
+		fprintf(f, "{\"name\":\"task %" PRIu64 " ", s->id);
+		for (const char *p = s->name; *p; p++)
+			if (*p != '"' && *p != '\\' && (unsigned char)*p >= 0x20)
+				fputc(*p, f);
+		fprintf(f, "\",\"cat\":\"task\",\"ph\":\"X\",\"pid\":%d,\"tid\":%" PRIu64 ",\"ts\":", TRACK_TASK, s->id);
+		tr_ts(&t, start);
+		fprintf(f, ",\"dur\":%.3f,\"args\":{\"status\":\"%s\"}}", (double)(end - start) / 1000.0,
+			*s->status ? s->status : "running");
+	}
+	fprintf(f, "\n],\"otherData\":{\"source\":\"gortd\",\"events\":%" PRIu64 ",\"missed\":%" PRIu64 "}}\n",
+		t.events, t.missed);
+	free(t.open);
+	free(t.tasks);
+	free(t.goids);
+	free(t.names);
+	bool werr = ferror(f) != 0;
+	if (f != stdout)
+		werr |= fclose(f) != 0;
+	if (r < 0 && r != -EINTR) {
+		fail(c, "trace");
+		gortclient_free(c);
+		return EXIT_DAEMON;
+	}
+	gortclient_free(c);
+	if (werr || t.oom) {
+		fprintf(stderr, "gortctl: trace: writing %s: %s\n", out, t.oom ? "out of memory" : strerror(errno));
+		return EXIT_DAEMON;
+	}
+	if (f != stdout)
+		fprintf(stderr, "gortctl: %" PRIu64 " events written to %s (open it in https://ui.perfetto.dev)\n",
+			t.events, out);
+	return EXIT_OK;
 }
 
 /* Single-quotes s for a POSIX shell (the remote side of ssh). */

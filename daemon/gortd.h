@@ -3,6 +3,7 @@
 #define GORTD_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -66,6 +67,8 @@ int conn_reply_error(struct conn *c, uint64_t id, int err, const char *fmt, ...)
  * if c closes first (submit --wait: the task's output goes to that client).
  * Returns 0, or -EAGAIN when c has too many waits outstanding, or -ENOMEM. */
 int conn_wait_task(struct conn *c, uint64_t id, struct task *t, bool kill_on_hangup);
+/* Bytes queued for c and not yet sent (a stream's back pressure). */
+size_t conn_pending_bytes(const struct conn *c);
 
 /* server_conn_new_detached: a connection with no socket, for the fuzzer:
  * replies pile up in memory. server_conn_input feeds it bytes as if read from a
@@ -100,6 +103,25 @@ bool handlers_needs_control(const Gort__V1__Request *req);
  * three stdio fds with stdio; plugin load: the binary; others: none). The
  * server refuses the frame otherwise. */
 bool handlers_fds_ok(const Gort__V1__Request *req, unsigned nfds);
+
+/* ---- lifecycle event streams (events.c) ---- */
+
+/* events_init: turns the runtime's history ring on (the daemon keeps the
+ * latest events for gortctl events) and returns the timer fd the server polls
+ * (events_poll when readable), or -errno. events_fini: closes every stream,
+ * turns the ring off. */
+int events_init(void);
+void events_fini(void);
+/* events_start: answers an EventsRequest on c: the retained events, and with
+ * follow a stream until c closes or the duration ends; replies (or errors)
+ * itself. This function can't fail. */
+void events_start(struct conn *c, uint64_t id, const Gort__V1__EventsRequest *r);
+/* events_poll: sends every stream what is new, ends the ones past their
+ * duration. events_conn_closed: c is closing: its streams go. */
+void events_poll(void);
+void events_conn_closed(struct conn *c);
+/* Streams open (stats). */
+unsigned events_streams(void);
 
 /* ---- systemd (notify.c) ---- */
 

@@ -12,6 +12,7 @@
 #include "stats.h"
 #include "sysmon.h"
 #include "task.h"
+#include "trace.h"
 #include "util.h"
 
 /* ps lists at most this many goroutines (the reply says how many matched). */
@@ -645,6 +646,15 @@ static void handle_stats(struct conn *c, uint64_t id)
 	sr.sysmon = &ym;
 	sr.io = &im;
 	sr.daemon = &dm;
+	struct trace_stats tst;
+	trace_stats_read(&tst);
+	Gort__V1__TraceStats trm = GORT__V1__TRACE_STATS__INIT;
+	trm.listeners = tst.listeners;
+	trm.events = tst.events;
+	trm.dropped = tst.dropped;
+	trm.history = tst.history;
+	trm.streams = events_streams();
+	sr.trace = &trm;
 	sr.n_tasks = tt.n;
 	sr.tasks = tt.ptrs;
 	sr.n_procs = np;
@@ -704,6 +714,9 @@ void handlers_dispatch(struct conn *c, const Gort__V1__Request *req, const int *
 		break;
 	case GORT__V1__REQUEST__BODY_STATS:
 		handle_stats(c, id);
+		break;
+	case GORT__V1__REQUEST__BODY_EVENTS:
+		events_start(c, id, req->events);
 		break;
 	default:
 		conn_reply_error(c, id, EOPNOTSUPP, "unknown request type");

@@ -71,7 +71,7 @@
 #define WAIT_POLL_MAX_NS (10 * 1000 * 1000LL)
 #define TICK_NS          (1000 * 1000000LL)
 
-enum source_kind { SRC_CONN, SRC_LISTEN, SRC_SIGNAL, SRC_WAITS, SRC_TICK };
+enum source_kind { SRC_CONN, SRC_LISTEN, SRC_SIGNAL, SRC_WAITS, SRC_TICK, SRC_EVENTS };
 
 struct source {
 	enum source_kind kind;
@@ -108,7 +108,7 @@ static struct waiter *waiters;
 static int epfd = -1;
 static int listen_fd = -1, signal_fd = -1, waits_fd = -1, tick_fd = -1;
 static struct source src_listen = { SRC_LISTEN }, src_signal = { SRC_SIGNAL },
-		     src_waits = { SRC_WAITS }, src_tick = { SRC_TICK };
+		     src_waits = { SRC_WAITS }, src_tick = { SRC_TICK }, src_events = { SRC_EVENTS };
 static bool listen_paused;
 static int64_t listen_resume_at;
 static uint32_t max_conns = 1024; /* RLIMIT_NOFILE less a reserve (server_run) */
@@ -284,6 +284,7 @@ static void conn_close(struct conn *c)
 		return;
 	c->dead = true;
 	conn_cancel_waits(c);
+	events_conn_closed(c);
 	if (c->fd >= 0) {
 		epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
 		close(c->fd);
@@ -313,6 +314,11 @@ static void conns_reap(void)
 static size_t conn_pending(const struct conn *c)
 {
 	return c->out_len - c->out_off;
+}
+
+size_t conn_pending_bytes(const struct conn *c)
+{
+	return conn_pending(c);
 }
 
 /* Brings the epoll mask in line with the connection's state; closes it when
@@ -603,6 +609,7 @@ void server_conn_free(struct conn *c)
 	if (!c)
 		return;
 	conn_cancel_waits(c);
+	events_conn_closed(c);
 	conn_free(c);
 }
 
@@ -782,6 +789,13 @@ static int setup_fds(void)
 		if (epoll_ctl(epfd, EPOLL_CTL_ADD, add[i].fd, &ev) < 0)
 			return log_error_errno(errno, "epoll_ctl: %m");
 	}
+	/* lifecycle event streams (events.c): polled on their own timer */
+	int efd = events_init();
+	if (efd < 0)
+		return efd;
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &src_events };
+	if (epoll_ctl(epfd, EPOLL_CTL_ADD, efd, &ev) < 0)
+		return log_error_errno(errno, "epoll_ctl: %m");
 	return 0;
 }
 
@@ -973,6 +987,9 @@ int server_run(int fd, const char *unlink_path, int ready_fd)
 				timer_arm(tick_fd, tick(watchdog_ns, &next_watchdog, &next_status));
 				break;
 			}
+			case SRC_EVENTS:
+				events_poll();
+				break;
 			}
 		}
 		conns_reap();
@@ -1006,6 +1023,7 @@ out_close:
 	close_fd(&signal_fd);
 	close_fd(&waits_fd);
 	close_fd(&tick_fd);
+	events_fini();
 	close_fd(&epfd);
 	return r;
 }

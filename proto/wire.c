@@ -540,6 +540,8 @@ const char *wire_request_name(const Gort__V1__Request *req)
 		return "plugin list";
 	case GORT__V1__REQUEST__BODY_STATS:
 		return "stats";
+	case GORT__V1__REQUEST__BODY_EVENTS:
+		return "events";
 	default:
 		return "unknown";
 	}

@@ -319,9 +319,12 @@ static void symname(int64_t task, uintptr_t pc, char *out)
 	struct sym *s = &symcache[((pc >> 4) ^ (uint64_t)task * 0x9e3779b97f4a7c15ULL) & (SYMCACHE - 1)];
 	if (s->pc != pc || s->task != task) {
 		Dl_info di = { 0 };
+		const char *own = task_entry_name((gort_fn)pc);
 		s->pc = pc;
 		s->task = task;
-		if (dladdr((void *)pc, &di) && di.dli_sname) {
+		if (own) {
+			snprintf(s->name, sizeof s->name, "%s", own);
+		} else if (dladdr((void *)pc, &di) && di.dli_sname) {
 			snprintf(s->name, sizeof s->name, "%s", di.dli_sname);
 		} else if (di.dli_fname && di.dli_fbase) {
 			const char *base = strrchr(di.dli_fname, '/');
@@ -433,7 +436,9 @@ static void collect(int64_t now)
 }
 
 static int64_t last_sample;
+static struct sched_stats last_ss;
 
+/* A scheduler sample every SAMPLE_NS, when anything in it changed. */
 static void sample(int64_t now)
 {
 	if (now - last_sample < SAMPLE_NS || !runtime_started())
@@ -441,6 +446,10 @@ static void sample(int64_t now)
 	last_sample = now;
 	struct sched_stats ss;
 	sched_stats_read(&ss, NULL, 0);
+	if (ss.goroutines == last_ss.goroutines && ss.runqueue == last_ss.runqueue &&
+	    ss.idleprocs == last_ss.idleprocs && ss.threads == last_ss.threads && ss.gomaxprocs == last_ss.gomaxprocs)
+		return;
+	last_ss = ss;
 	struct trace_event *e = pend_add();
 	if (e)
 		*e = (struct trace_event){ .time = now, .arg = ss.goroutines, .proc = ss.gomaxprocs, .m = ss.threads,

@@ -10,7 +10,7 @@ pkgs=(
 	liburing-dev libsystemd-dev libprotobuf-c-dev protobuf-c-compiler check
 	clang libclang-rt-14-dev libfuzzer-14-dev valgrind
 	gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static
-	golang-go wrk hyperfine tmux systemd
+	golang-go wrk hyperfine tmux systemd jq
 )
 # Debian's arm64 builds (multiarch), which the core suites link when
 # scripts/check-aarch64.sh cross-compiles them to run under qemu-user.

@@ -139,6 +139,29 @@ START_TEST(test_hooks_see_a_known_program)
 }
 END_TEST
 
+/* The hooks see the scheduler's events of a known program: main and two
+ * workers passing six values over an unbuffered channel, where every transfer
+ * parks one side and unblocks it. */
+START_TEST(test_hooks_see_scheduling_events)
+{
+	load_ok("plugin_counter.so", "counter");
+	bind_counter();
+	int64_t id;
+	ck_assert_int_eq(run("task_trace.so", (const char *[]){ "tracer", "2", "3", NULL }, &id), 0);
+	EVENTUALLY(counter_events(id, GORT_EV_TASK_EXIT) == 1);
+	ck_assert_int_eq(counter_events(id, GORT_EV_TASK_START), 1);
+	ck_assert_int_eq(counter_events(id, GORT_EV_GO_CREATE), 3);
+	ck_assert_int_eq(counter_events(id, GORT_EV_GO_END), 3);
+	ck_assert_int_ge(counter_events(id, GORT_EV_GO_UNBLOCK), 6);
+	ck_assert_int_ge(counter_events(id, GORT_EV_GO_STOP), 6);
+	/* every goroutine starts once, and again after each unblock */
+	ck_assert_int_ge(counter_events(id, GORT_EV_GO_START), 3 + counter_events(id, GORT_EV_GO_UNBLOCK));
+	ck_assert_int_eq(counter_events(id, GORT_EV_PROC_START), 0); /* not a task's event */
+	ck_assert_str_eq(counter_name(id), "tracer");
+	assert_ok(plugin_unload("counter"));
+}
+END_TEST
+
 START_TEST(test_ticks)
 {
 	load_ok("plugin_counter.so", "counter");
@@ -261,6 +284,7 @@ static Suite *plugin_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_hooks_see_a_known_program);
+	tcase_add_test(tc, test_hooks_see_scheduling_events);
 	tcase_add_test(tc, test_ticks);
 	tcase_add_test(tc, test_load_rejections);
 	tcase_add_test(tc, test_unload_refused_while_held);

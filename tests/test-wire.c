@@ -103,6 +103,78 @@ START_TEST(test_roundtrip_every_request)
 }
 END_TEST
 
+/* The events request and reply: every field across the wire, and the
+ * validator refusing what protobuf-c would misread. */
+START_TEST(test_events_messages)
+{
+	Gort__V1__EventsRequest er = GORT__V1__EVENTS_REQUEST__INIT;
+	er.task_id = 12;
+	er.follow = true;
+	er.duration_ms = 3600000;
+	er.live_only = true;
+	Gort__V1__Request req = GORT__V1__REQUEST__INIT;
+	req.id = 5;
+	req.body_case = GORT__V1__REQUEST__BODY_EVENTS;
+	req.events = &er;
+	uint8_t buf[256];
+	size_t n = pack_request(&req, buf, sizeof buf);
+	Gort__V1__Request *got;
+	const char *why = NULL;
+	assert_ok(wire_request_unpack(buf, n, &got, &why));
+	ck_assert_int_eq(got->body_case, GORT__V1__REQUEST__BODY_EVENTS);
+	ck_assert_str_eq(wire_request_name(got), "events");
+	ck_assert_uint_eq(got->events->task_id, 12);
+	ck_assert(got->events->follow && got->events->live_only);
+	ck_assert_uint_eq(got->events->duration_ms, 3600000);
+	gort__v1__request__free_unpacked(got, NULL);
+
+	/* events { follow: "x" } (a length where a varint belongs), events as a varint */
+	static const uint8_t bad1[] = { 0xa2, 0x01, 0x03, 0x12, 0x01, 'x' };
+	static const uint8_t bad2[] = { 0xa0, 0x01, 0x01 };
+	ck_assert_ptr_nonnull(why_request(bad1, sizeof bad1));
+	ck_assert_ptr_nonnull(why_request(bad2, sizeof bad2));
+	ck_assert_int_eq(wire_request_unpack(bad1, sizeof bad1, &got, NULL), -EBADMSG);
+
+	/* a reply with events, and one whose entry is not UTF-8 */
+	Gort__V1__Event ev = GORT__V1__EVENT__INIT, *evs[2] = { &ev, &ev };
+	ev.kind = 3;
+	ev.time_ns = 123456789;
+	ev.task_id = 2;
+	ev.goid = -1;
+	ev.arg = INT64_MIN;
+	ev.proc = -1;
+	ev.m = 7;
+	ev.reason = 3;
+	ev.wait = "chan receive";
+	ev.entry = "trace_worker";
+	Gort__V1__EventsReply rep = GORT__V1__EVENTS_REPLY__INIT;
+	rep.n_events = 2;
+	rep.events = evs;
+	rep.missed = 9;
+	rep.end = true;
+	rep.unix_offset_ns = -5;
+	Gort__V1__Reply reply = GORT__V1__REPLY__INIT;
+	reply.id = 5;
+	reply.body_case = GORT__V1__REPLY__BODY_EVENTS;
+	reply.events = &rep;
+	uint8_t rbuf[512];
+	ck_assert_uint_le(gort__v1__reply__get_packed_size(&reply), sizeof rbuf);
+	size_t rn = gort__v1__reply__pack(&reply, rbuf);
+	Gort__V1__Reply *rgot;
+	assert_ok(wire_reply_unpack(rbuf, rn, &rgot, &why));
+	ck_assert_uint_eq(rgot->events->n_events, 2);
+	ck_assert_str_eq(rgot->events->events[1]->wait, "chan receive");
+	ck_assert_int_eq(rgot->events->events[0]->arg, INT64_MIN);
+	ck_assert_int_eq(rgot->events->events[0]->goid, -1);
+	ck_assert_uint_eq(rgot->events->missed, 9);
+	ck_assert(rgot->events->end);
+	gort__v1__reply__free_unpacked(rgot, NULL);
+	ev.entry = "\xff";
+	rn = gort__v1__reply__pack(&reply, rbuf);
+	ck_assert_int_eq(wire_reply_unpack(rbuf, rn, &rgot, &why), -EBADMSG);
+}
+END_TEST
+
 START_TEST(test_reader_byte_by_byte_and_back_to_back)
 {
 	Gort__V1__Request a = stats_request(1), b = stats_request(2);
@@ -546,6 +618,7 @@ static Suite *wire_suite(void)
 	Suite *s = suite_create("wire");
 	TCase *tc = tcase_create("frames");
 	tcase_add_test(tc, test_roundtrip_every_request);
+	tcase_add_test(tc, test_events_messages);
 	tcase_add_test(tc, test_reader_byte_by_byte_and_back_to_back);
 	tcase_add_test(tc, test_reader_empty_frame);
 	tcase_add_test(tc, test_reader_oversized);
