@@ -45,7 +45,8 @@ struct stream {
 static struct stream *streams;
 static unsigned nstreams;
 static int timer_fd = -1;
-static bool history_on;
+static bool history_on;     /* kept for the daemon's life */
+static bool history_streams; /* with no history kept: on while a stream is open */
 static struct trace_event batch[EVENTS_BATCH];
 
 static int64_t mono_now(void)
@@ -80,7 +81,24 @@ int events_init(void)
 	timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	if (timer_fd < 0)
 		return log_error_errno(errno, "timerfd_create: %m");
-	int r = trace_history_enable(EVENTS_HISTORY);
+	/* GORTD_EVENT_HISTORY=N: keep N events (0: none; the scheduler then
+	 * writes events only while a client streams them or a plugin listens) */
+	uint32_t n = EVENTS_HISTORY;
+	const char *env = getenv("GORTD_EVENT_HISTORY");
+	if (env && *env) {
+		char *end;
+		unsigned long v = strtoul(env, &end, 10);
+		if (*end || v > (1u << 24))
+			log_warning("GORTD_EVENT_HISTORY=%s is not a number of events up to 16777216; keeping %u",
+				    env, n);
+		else
+			n = (uint32_t)v;
+	}
+	if (n == 0) {
+		log_info("lifecycle events: no history kept (GORTD_EVENT_HISTORY=0)");
+		return timer_fd;
+	}
+	int r = trace_history_enable(n);
 	if (r < 0)
 		return log_error_errno(r, "lifecycle events: %m");
 	history_on = true;
@@ -95,9 +113,9 @@ void events_fini(void)
 		free(s);
 	}
 	nstreams = 0;
-	if (history_on)
+	if (history_on || history_streams)
 		trace_history_disable();
-	history_on = false;
+	history_on = history_streams = false;
 	if (timer_fd >= 0)
 		close(timer_fd);
 	timer_fd = -1;
@@ -191,6 +209,15 @@ static bool stream_pump(struct stream *s, bool final)
 	return !final;
 }
 
+/* No stream left: stop polling; a ring that was on only for streams goes. */
+static void streams_idle(void)
+{
+	timer_set(false);
+	if (history_streams)
+		trace_history_disable();
+	history_streams = false;
+}
+
 void events_poll(void)
 {
 	uint64_t ticks;
@@ -209,7 +236,7 @@ void events_poll(void)
 		sp = &s->next;
 	}
 	if (!streams)
-		timer_set(false);
+		streams_idle();
 }
 
 void events_conn_closed(struct conn *c)
@@ -225,22 +252,23 @@ void events_conn_closed(struct conn *c)
 		sp = &s->next;
 	}
 	if (!streams)
-		timer_set(false);
+		streams_idle();
 }
 
 void events_start(struct conn *c, uint64_t id, const Gort__V1__EventsRequest *r)
 {
-	if (!history_on) {
-		conn_reply_error(c, id, ENODEV, "events: this gortd keeps no lifecycle events");
+	if (!history_on && !r->follow) {
+		conn_reply_error(c, id, ENODEV,
+				 "this gortd keeps no history of events (GORTD_EVENT_HISTORY=0): use --follow");
 		return;
 	}
 	if (!r->follow && (r->duration_ms || r->live_only)) {
-		conn_reply_error(c, id, EINVAL, "events: %s needs follow (a stream)",
+		conn_reply_error(c, id, EINVAL, "%s needs follow (a stream)",
 				 r->duration_ms ? "a duration" : "live_only");
 		return;
 	}
 	if (r->duration_ms > EVENTS_MAX_MS) {
-		conn_reply_error(c, id, EINVAL, "events: duration %llu ms is longer than an hour",
+		conn_reply_error(c, id, EINVAL, "duration %llu ms is longer than an hour",
 				 (unsigned long long)r->duration_ms);
 		return;
 	}
@@ -254,8 +282,17 @@ void events_start(struct conn *c, uint64_t id, const Gort__V1__EventsRequest *r)
 		task_unref(t);
 	}
 	if (r->follow && nstreams >= EVENTS_STREAMS_MAX) {
-		conn_reply_error(c, id, EBUSY, "events: %u streams are open already", nstreams);
+		conn_reply_error(c, id, EBUSY, "%u event streams are open already", nstreams);
 		return;
+	}
+	if (!history_on && !history_streams) {
+		/* events are written from now on, for the streams only */
+		int e = trace_history_enable(EVENTS_HISTORY);
+		if (e < 0) {
+			conn_reply_error(c, id, -e, "cannot keep events: %s", strerror(-e));
+			return;
+		}
+		history_streams = true;
 	}
 	/* what was written before this request is delivered before we read */
 	trace_flush();
@@ -271,7 +308,7 @@ void events_start(struct conn *c, uint64_t id, const Gort__V1__EventsRequest *r)
 	}
 	struct stream *s = calloc(1, sizeof(*s));
 	if (!s) {
-		conn_reply_error(c, id, ENOMEM, "events: out of memory");
+		conn_reply_error(c, id, ENOMEM, "out of memory");
 		return;
 	}
 	*s = s0;
@@ -279,6 +316,8 @@ void events_start(struct conn *c, uint64_t id, const Gort__V1__EventsRequest *r)
 		s->deadline = mono_now() + (int64_t)r->duration_ms * 1000000;
 	if (!stream_pump(s, false)) {
 		free(s);
+		if (!streams)
+			streams_idle();
 		return;
 	}
 	s->next = streams;

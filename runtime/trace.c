@@ -337,8 +337,18 @@ static void symname(int64_t task, uintptr_t pc, char *out)
 	memcpy(out, s->name, TRACE_ENTRY_MAX);
 }
 
-static struct trace_event *pend;
+/* Events collected and not yet delivered, as runs each in time order: the
+ * held-back rest of the last round, then one run per buffer drained. */
+static struct trace_event *pend, *pend2;
 static size_t npend, cappend;
+static size_t runs[TRACE_PROCS + 4];
+static int nruns;
+
+static void run_mark(void)
+{
+	if (nruns == 0 || runs[nruns - 1] != npend)
+		runs[nruns++] = npend;
+}
 
 static struct trace_event *pend_add(void)
 {
@@ -350,10 +360,16 @@ static struct trace_event *pend_add(void)
 		if (!v)
 			return NULL;
 		pend = v;
+		v = realloc(pend2, cap * sizeof(*v));
+		if (!v)
+			return NULL;
+		pend2 = v;
 		cappend = cap;
 	}
 	return &pend[npend++];
 }
+
+static int cmp_event(const void *a, const void *b);
 
 static void convert(const struct rawev *r, const char *name, struct trace_event *e)
 {
@@ -380,6 +396,7 @@ static void convert(const struct rawev *r, const char *name, struct trace_event 
 static void add_dropped(int64_t now, int32_t proc, uint64_t n)
 {
 	atomic_fetch_add_explicit(&st_dropped, n, memory_order_relaxed);
+	run_mark();
 	struct trace_event *e = pend_add();
 	if (e)
 		*e = (struct trace_event){ .time = now, .arg = (int64_t)n, .proc = proc, .m = -1,
@@ -403,6 +420,7 @@ static void collect(int64_t now)
 			break;
 		uint64_t h = atomic_load_explicit(&b->head, memory_order_acquire);
 		uint64_t t = atomic_load_explicit(&b->tail, memory_order_relaxed);
+		run_mark();
 		for (; t != h; t++) {
 			struct trace_event *e = pend_add();
 			if (!e)
@@ -416,6 +434,10 @@ static void collect(int64_t now)
 			b->dropseen = d;
 		}
 	}
+	/* the shared buffer: its writers read the clock before they take a slot,
+	 * so its run is only nearly in order: an insertion sort puts it right */
+	run_mark();
+	size_t shared0 = npend;
 	struct sslot *ring = atomic_load_explicit(&sbuf, memory_order_acquire);
 	for (; ring;) {
 		struct sslot *s = &ring[stail & (SBUF_SIZE - 1)];
@@ -427,6 +449,13 @@ static void collect(int64_t now)
 		convert(&s->ev, s->name[0] ? s->name : NULL, e);
 		atomic_store_explicit(&s->seq, stail + SBUF_SIZE, memory_order_release);
 		stail++;
+	}
+	for (size_t i = shared0 + 1; i < npend; i++) {
+		struct trace_event e = pend[i];
+		size_t j = i;
+		for (; j > shared0 && cmp_event(&pend[j - 1], &e) > 0; j--)
+			pend[j] = pend[j - 1];
+		pend[j] = e;
 	}
 	uint64_t d = atomic_load_explicit(&sdropped, memory_order_relaxed);
 	if (d != sdropseen) {
@@ -450,6 +479,7 @@ static void sample(int64_t now)
 	    ss.idleprocs == last_ss.idleprocs && ss.threads == last_ss.threads && ss.gomaxprocs == last_ss.gomaxprocs)
 		return;
 	last_ss = ss;
+	run_mark();
 	struct trace_event *e = pend_add();
 	if (e)
 		*e = (struct trace_event){ .time = now, .arg = ss.goroutines, .proc = ss.gomaxprocs, .m = ss.threads,
@@ -536,6 +566,34 @@ static void deliver(const struct trace_event *v, size_t n)
 			to_plugins(&v[i]);
 }
 
+/* Orders pend by merging its runs (each in order already): a few
+ * comparisons per event where a sort would take log n of them. */
+static void merge(void)
+{
+	size_t head[TRACE_PROCS + 4], end[TRACE_PROCS + 4];
+	int k = 0;
+	for (int i = 0; i < nruns; i++) {
+		size_t e = i + 1 < nruns ? runs[i + 1] : npend;
+		if (e > runs[i]) {
+			head[k] = runs[i];
+			end[k] = e;
+			k++;
+		}
+	}
+	if (k <= 1)
+		return;
+	for (size_t o = 0; o < npend; o++) {
+		int best = -1;
+		for (int i = 0; i < k; i++)
+			if (head[i] < end[i] && (best < 0 || cmp_event(&pend[head[i]], &pend[head[best]]) < 0))
+				best = i;
+		pend2[o] = pend[head[best]++];
+	}
+	struct trace_event *t = pend;
+	pend = pend2;
+	pend2 = t;
+}
+
 /* One round: collect, order, deliver what is older than the hold-back
  * window (everything when all). */
 static void round_once(bool all)
@@ -544,9 +602,11 @@ static void round_once(bool all)
 	collect(now);
 	if (atomic_load(&trace_on))
 		sample(now);
-	if (npend == 0)
+	if (npend == 0) {
+		nruns = 0;
 		return;
-	qsort(pend, npend, sizeof(*pend), cmp_event);
+	}
+	merge();
 	size_t n = npend;
 	if (!all) {
 		int64_t cutoff = now - trace_holdback_ns;
@@ -556,6 +616,10 @@ static void round_once(bool all)
 	deliver(pend, n);
 	memmove(pend, pend + n, (npend - n) * sizeof(*pend));
 	npend -= n;
+	/* what is held back is one run, in order */
+	nruns = 0;
+	if (npend)
+		runs[nruns++] = 0;
 }
 
 static void *collector(void *arg)
@@ -800,4 +864,40 @@ const char *trace_stop_string(unsigned reason)
 	default:
 		return "?";
 	}
+}
+
+/* ---- GORT_TRACE: an in-process consumer for any program (benchmarks) ----
+ * GORT_TRACE=count: a subscriber that counts the events it is given (the
+ * totals go to stderr at exit); GORT_TRACE=history: the history ring gortd
+ * keeps (65536 events). Unset or anything else: nobody listens. */
+
+static _Atomic uint64_t env_count;
+
+static void env_count_fn(const struct trace_event *ev, void *arg)
+{
+	(void)ev;
+	(void)arg;
+	atomic_fetch_add_explicit(&env_count, 1, memory_order_relaxed);
+}
+
+static void env_report(void)
+{
+	struct trace_stats st;
+	trace_flush();
+	trace_stats_read(&st);
+	fprintf(stderr, "gort: GORT_TRACE: %llu events delivered (%llu to the counter), %llu dropped\n",
+		(unsigned long long)st.events, (unsigned long long)atomic_load(&env_count),
+		(unsigned long long)st.dropped);
+}
+
+__attribute__((constructor)) static void trace_env_init(void)
+{
+	const char *v = getenv("GORT_TRACE");
+	if (!v)
+		return;
+	struct trace_sub *s;
+	if (strcmp(v, "count") == 0 && trace_subscribe(env_count_fn, NULL, &s) == 0)
+		atexit(env_report);
+	else if (strcmp(v, "history") == 0 && trace_history_enable(65536) == 0)
+		atexit(env_report);
 }

@@ -406,6 +406,59 @@ START_TEST(test_bad_input)
 }
 END_TEST
 
+/* ---- a daemon that keeps no history ---- */
+
+START_TEST(test_no_history)
+{
+	struct daemon d2;
+	char *env[] = { (char *)"GORTD_EVENT_HISTORY=0", NULL };
+	daemon_start_env(&d2, env, NULL);
+	struct gortclient *c = client(&d2);
+	Gort__V1__Reply *st = stats_of(c);
+	ck_assert_uint_eq(st->stats->trace->history, 0);
+	ck_assert_int_eq(st->stats->trace->listeners, 0); /* the scheduler writes nothing */
+	gort__v1__reply__free_unpacked(st, NULL);
+	/* the retained events: none, and it says so */
+	ck_assert_int_eq(events_call(c, 0, false, 0, false), -ENODEV);
+	ck_assert_msg(strstr(gortclient_error(c), "GORTD_EVENT_HISTORY=0"), "%s", gortclient_error(c));
+	/* a stream still works: events are on while it lasts */
+	Gort__V1__EventsRequest er = GORT__V1__EVENTS_REQUEST__INIT;
+	er.follow = true;
+	er.live_only = true;
+	er.duration_ms = 300;
+	Gort__V1__Request req = GORT__V1__REQUEST__INIT;
+	req.body_case = GORT__V1__REQUEST__BODY_EVENTS;
+	req.events = &er;
+	int64_t id = gortclient_send(c, &req, NULL, 0);
+	ck_assert_int_gt(id, 0);
+	struct gortclient *c2 = client(&d2);
+	st = stats_of(c2);
+	ck_assert_uint_eq(st->stats->trace->history, 65536);
+	gort__v1__reply__free_unpacked(st, NULL);
+	for (bool end = false; !end;) {
+		Gort__V1__Reply *reply = NULL;
+		assert_ok(gortclient_recv_id(c, (uint64_t)id, &reply));
+		ck_assert_int_eq(reply->body_case, GORT__V1__REPLY__BODY_EVENTS);
+		end = reply->events->end;
+		gort__v1__reply__free_unpacked(reply, NULL);
+	}
+	/* the stream is over: back to writing nothing */
+	int64_t deadline = mono_ns() + 30LL * 1000000000;
+	for (;;) {
+		st = stats_of(c2);
+		bool off = st->stats->trace->listeners == 0 && st->stats->trace->history == 0;
+		gort__v1__reply__free_unpacked(st, NULL);
+		if (off)
+			break;
+		ck_assert(mono_ns() < deadline);
+		sleep_ms(10);
+	}
+	gortclient_free(c);
+	gortclient_free(c2);
+	daemon_cleanup(&d2);
+}
+END_TEST
+
 static Suite *events_suite(void)
 {
 	Suite *s = suite_create("daemon-events");
@@ -416,6 +469,7 @@ static Suite *events_suite(void)
 	tcase_add_test(tc, test_events_follow);
 	tcase_add_test(tc, test_trace_file);
 	tcase_add_test(tc, test_bad_input);
+	tcase_add_test(tc, test_no_history);
 	suite_add_tcase(s, tc);
 	return s;
 }
