@@ -4,6 +4,7 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <valgrind/memcheck.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
@@ -237,23 +238,39 @@ static int fp_main(int argc, char **argv)
 	uintptr_t pcs[64];
 	preempt_recent_pcs(0, pcs, 0, &seq);
 	struct sysmon_stats before = stats();
-	/* a 200 us time slice: preempted all the time */
+	/* a 200 us time slice: preempted all the time; rounds until it was
+	 * preempted often enough inside the computation (a slow machine, or
+	 * valgrind, may need several), every round checked */
 	int64_t old = sysmon_set_forcepreempt(200 * 1000);
 	ck_assert_int_gt(old, 0);
-	gort_wg_add(&wg, 4);
-	for (long i = 0; i < 4; i++)
-		ck_assert_int_gt(gort_go(fp_worker, (void *)i), 0);
-	gort_wg_wait(&wg);
+	int inside = 0;
+	uint64_t async = 0;
+	int64_t deadline = gort_now() + 120LL * 1000 * 1000 * 1000;
+	do {
+		memset(fp_got, 0, sizeof fp_got);
+		gort_wg_add(&wg, 4);
+		for (long i = 0; i < 4; i++)
+			ck_assert_int_gt(gort_go(fp_worker, (void *)i), 0);
+		gort_wg_wait(&wg);
+		/* Under valgrind, memcheck takes the trampoline's final ret for an
+		 * ordinary return and marks the 128 bytes below the new sp -- the
+		 * interrupted code's red zone -- undefined (its ABI hint): a leaf
+		 * function's spills there (fp_compute_avx's, origin "stack
+		 * allocation" in it) then look uninitialised though every bit was
+		 * kept, and this comparison of the values would be reported. The
+		 * values are still compared. No-op natively. */
+		VALGRIND_MAKE_MEM_DEFINED(fp_got, sizeof fp_got);
+		for (int i = 0; i < 4; i++)
+			ck_assert_msg(memcmp(&fp_got[i], &fp_want[i], sizeof fp_want[i]) == 0,
+				      "goroutine %d: results differ under preemption", i);
+		/* and it really was preempted, inside the computation */
+		int n = preempt_recent_pcs(seq, pcs, 64, &seq);
+		for (int i = 0; i < n; i++)
+			inside += in_test_code(pcs[i]);
+		async = stats().preempt_async - before.preempt_async;
+	} while ((async < 10 || inside < 10) && gort_now() < deadline);
 	sysmon_set_forcepreempt(old);
-	struct sysmon_stats after = stats();
-	for (int i = 0; i < 4; i++)
-		ck_assert_msg(memcmp(&fp_got[i], &fp_want[i], sizeof fp_want[i]) == 0,
-			      "goroutine %d: results differ under preemption", i);
-	/* and it really was preempted, inside the computation */
-	int n = preempt_recent_pcs(seq, pcs, 64, NULL), inside = 0;
-	for (int i = 0; i < n; i++)
-		inside += in_test_code(pcs[i]);
-	ck_assert_uint_ge(after.preempt_async - before.preempt_async, 10);
+	ck_assert_uint_ge(async, 10);
 	ck_assert_int_ge(inside, 10);
 	return 0;
 }

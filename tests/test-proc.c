@@ -365,9 +365,12 @@ static void fp_worker(void *arg)
 	double q = one / three;
 	fesetround(FE_TONEAREST);
 	double down = 0.33333333333333331; /* nearest */
-	if (mode == FE_DOWNWARD && !(q <= down))
+	/* valgrind keeps MXCSR (the checks above) but rounds SSE arithmetic to
+	 * nearest whatever it says (its manual's floating-point limitations) */
+	bool arith = getenv("GORT_VALGRIND") == NULL;
+	if (arith && mode == FE_DOWNWARD && !(q <= down))
 		atomic_store(&fp_bad, 3);
-	if (mode == FE_UPWARD && !(q > down))
+	if (arith && mode == FE_UPWARD && !(q > down))
 		atomic_store(&fp_bad, 4);
 	gort_wg_done(&wg);
 }
@@ -452,18 +455,38 @@ static int twice_main(int argc, char **argv)
 
 START_TEST(test_run_twice)
 {
+	/* the count after a first run: TSan starts a thread of its own with the
+	 * first thread anyone creates, and keeps it */
+	run_gort(twice_main, 2, 5);
 	int threads = test_thread_count();
 	for (int i = 0; i < 3; i++) {
 		run_gort(twice_main, 2, 5);
 		/* the runtime's threads are gone, though a thread that returned may
-		 * still be leaving the kernel's list (and TSan has threads of its
-		 * own): wait until the count is back, long deadline */
+		 * still be leaving the kernel's list: wait until the count is back,
+		 * long deadline */
 		int n = test_thread_count();
 		for (int k = 0; k < 6000 && n > threads; k++) {
 			usleep(10000);
 			n = test_thread_count();
 		}
-		ck_assert_int_le(n, threads);
+		if (n > threads) {
+			/* name them: whose thread outlived gort_run */
+			char names[512] = "";
+			DIR *d = opendir("/proc/self/task");
+			struct dirent *de;
+			while (d && (de = readdir(d))) {
+				char path[300], comm[32] = "";
+				snprintf(path, sizeof path, "/proc/self/task/%s/comm", de->d_name);
+				FILE *f = de->d_name[0] != '.' ? fopen(path, "re") : NULL;
+				if (f && fgets(comm, sizeof comm, f))
+					strncat(names, comm, sizeof names - strlen(names) - 1);
+				if (f)
+					fclose(f);
+			}
+			if (d)
+				closedir(d);
+			ck_abort_msg("%d threads after gort_run returned, %d before: %s", n, threads, names);
+		}
 	}
 }
 END_TEST
@@ -677,6 +700,14 @@ static int million_main(int argc, char **argv)
 START_TEST(test_million_goroutines)
 {
 	million_n = scaled(1000000);
+#if defined(__SANITIZE_THREAD__)
+	/* every goroutine is a TSan fiber, and TSan dies beyond ~8k of them; its
+	 * per-fiber state and shadow memory make the RSS bound meaningless */
+	if (million_n > 4000)
+		million_n = 4000;
+	run_gort(million_main, 2, 0);
+	return;
+#endif
 	run_gort(million_main, 2, 0);
 	/* one page of stack and the G: generous bound, not a benchmark */
 	ck_assert_msg(million_rss_kib / million_n <= 12, "%ld KiB for %ld goroutines", million_rss_kib, million_n);

@@ -752,6 +752,7 @@ static void blocked_select_sender(void *arg)
 static int blocked_select_close_main(int argc, char **argv)
 {
 	(void)argc, (void)argv;
+	atomic_store(&gslot, NULL); /* not a G of an earlier test (one process under valgrind) */
 	ga = gort_chan_make(sizeof(long), 0);
 	gb = gort_chan_make(sizeof(long), 0);
 	gort_go(blocked_select_sender, NULL);
