@@ -132,6 +132,96 @@ mcall:
 	.cfi_endproc
 	.size	mcall, .-mcall
 
+/* struct g *mswitch(struct g *next, struct g *(*fn)(struct g *gp, struct g *next))
+ * gopark's direct switch (runtime/proc.c): saves the current goroutine gp as mcall
+ * does, then calls fn(gp, next) as g0 (g_tls) but on next's stack, below its saved
+ * context (next is runnable and ours: nobody else touches its stack), and resumes
+ * whichever goroutine fn returns, as gogo. No g0 frames are left unbalanced on the
+ * return address stack, so the resumed goroutine's returns are predicted when it
+ * had switched out through the same call. */
+	.globl	mswitch
+	.hidden	mswitch
+	.type	mswitch, %function
+	.p2align 4
+mswitch:
+	.cfi_startproc
+	hint	#34				/* bti c */
+	stp	d8, d9, [sp, #-FRAME]!
+	.cfi_adjust_cfa_offset FRAME
+	.cfi_rel_offset d8, OFF_D8 + 0
+	.cfi_rel_offset d9, OFF_D8 + 8
+	stp	d10, d11, [sp, #OFF_D8 + 16]
+	.cfi_rel_offset d10, OFF_D8 + 16
+	.cfi_rel_offset d11, OFF_D8 + 24
+	stp	d12, d13, [sp, #OFF_D8 + 32]
+	.cfi_rel_offset d12, OFF_D8 + 32
+	.cfi_rel_offset d13, OFF_D8 + 40
+	stp	d14, d15, [sp, #OFF_D8 + 48]
+	.cfi_rel_offset d14, OFF_D8 + 48
+	.cfi_rel_offset d15, OFF_D8 + 56
+	stp	x19, x20, [sp, #OFF_X19 + 0]
+	.cfi_rel_offset x19, OFF_X19 + 0
+	.cfi_rel_offset x20, OFF_X19 + 8
+	stp	x21, x22, [sp, #OFF_X19 + 16]
+	.cfi_rel_offset x21, OFF_X19 + 16
+	.cfi_rel_offset x22, OFF_X19 + 24
+	stp	x23, x24, [sp, #OFF_X19 + 32]
+	.cfi_rel_offset x23, OFF_X19 + 32
+	.cfi_rel_offset x24, OFF_X19 + 40
+	stp	x25, x26, [sp, #OFF_X19 + 48]
+	.cfi_rel_offset x25, OFF_X19 + 48
+	.cfi_rel_offset x26, OFF_X19 + 56
+	stp	x27, x28, [sp, #OFF_X19 + 64]
+	.cfi_rel_offset x27, OFF_X19 + 64
+	.cfi_rel_offset x28, OFF_X19 + 72
+	stp	x29, x30, [sp, #OFF_X29]
+	.cfi_rel_offset x29, OFF_X29
+	.cfi_rel_offset x30, OFF_X29 + 8
+	mrs	x9, fpcr
+	str	x9, [sp, #OFF_FPCR]
+	tlsaddr	x9, x10
+	ldr	x2, [x9]			/* x2 = gp, the goroutine leaving */
+	mov	x10, sp
+	str	x10, [x2, #G_SCHED_SP]
+	ldr	x3, [x2, #G_M]
+	ldr	x3, [x3, #M_G0]
+	str	x3, [x9]			/* g0 while fn runs */
+	ldr	x10, [x0, #G_SCHED_SP]		/* right below next's saved context */
+	and	x10, x10, #~15
+	mov	sp, x10
+	.cfi_def_cfa sp, 0
+	.cfi_undefined x30
+	mov	x29, #0
+	mov	x16, x1
+	mov	x1, x0
+	mov	x0, x2
+	blr	x16
+	b	gogo				/* x0: the goroutine fn chose */
+	.cfi_endproc
+	.size	mswitch, .-mswitch
+
+/* void g0call(void (*fn)(void)): from code running as g0 (g_tls) on another stack
+ * (mswitch's fn), calls fn on g0's own stack, from its top; fn must not return. */
+	.globl	g0call
+	.hidden	g0call
+	.type	g0call, %function
+	.p2align 4
+g0call:
+	.cfi_startproc
+	hint	#34				/* bti c */
+	tlsaddr	x9, x10
+	ldr	x9, [x9]
+	ldr	x10, [x9, #G_SCHED_SP]
+	mov	sp, x10
+	.cfi_def_cfa sp, 0
+	.cfi_undefined x30
+	mov	x29, #0
+	mov	x16, x0
+	blr	x16
+	brk	#0				/* fn returned: a runtime bug */
+	.cfi_endproc
+	.size	g0call, .-g0call
+
 /* A new goroutine's gogo "returns" here with x19 = fn, x20 = arg, x29 = 0 and sp at
  * the top of its stack; fn(arg) is entered with lr at goexit's call to goexit1. */
 	.globl	goentry

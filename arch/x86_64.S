@@ -88,6 +88,76 @@ mcall:
 	.cfi_endproc
 	.size	mcall, .-mcall
 
+/* struct g *mswitch(struct g *next, struct g *(*fn)(struct g *gp, struct g *next))
+ * gopark's direct switch (runtime/proc.c): saves the current goroutine gp as mcall
+ * does, then calls fn(gp, next) as g0 (g_tls) but on next's stack, below its saved
+ * context (next is runnable and ours: nobody else touches its stack), and resumes
+ * whichever goroutine fn returns, as gogo. No g0 frames are left unbalanced on the
+ * return stack buffer, so the resumed goroutine's returns are predicted when it
+ * had switched out through the same call. */
+	.globl	mswitch
+	.hidden	mswitch
+	.type	mswitch, @function
+	.p2align 4
+mswitch:
+	.cfi_startproc
+	pushq	%rbp
+	.cfi_adjust_cfa_offset 8
+	.cfi_rel_offset rbp, 0
+	pushq	%rbx
+	.cfi_adjust_cfa_offset 8
+	.cfi_rel_offset rbx, 0
+	pushq	%r12
+	.cfi_adjust_cfa_offset 8
+	.cfi_rel_offset r12, 0
+	pushq	%r13
+	.cfi_adjust_cfa_offset 8
+	.cfi_rel_offset r13, 0
+	pushq	%r14
+	.cfi_adjust_cfa_offset 8
+	.cfi_rel_offset r14, 0
+	pushq	%r15
+	.cfi_adjust_cfa_offset 8
+	.cfi_rel_offset r15, 0
+	subq	$8, %rsp
+	.cfi_adjust_cfa_offset 8
+	stmxcsr	0(%rsp)
+	fnstcw	4(%rsp)
+	movq	g_tls@gottpoff(%rip), %rax
+	movq	%fs:(%rax), %rdx		/* rdx = gp, the goroutine leaving */
+	movq	%rsp, G_SCHED_SP(%rdx)
+	movq	G_M(%rdx), %rcx
+	movq	M_G0(%rcx), %rcx
+	movq	%rcx, %fs:(%rax)		/* g0 while fn runs */
+	movq	G_SCHED_SP(%rdi), %rsp		/* right below next's saved context */
+	andq	$-16, %rsp			/* (valgrind allows 128 bytes below it) */
+	.cfi_undefined rip
+	movq	%rsi, %rax
+	movq	%rdi, %rsi
+	movq	%rdx, %rdi
+	call	*%rax
+	movq	%rax, %rdi
+	jmp	gogo
+	.cfi_endproc
+	.size	mswitch, .-mswitch
+
+/* void g0call(void (*fn)(void)): from code running as g0 (g_tls) on another stack
+ * (mswitch's fn), calls fn on g0's own stack, from its top; fn must not return. */
+	.globl	g0call
+	.hidden	g0call
+	.type	g0call, @function
+	.p2align 4
+g0call:
+	.cfi_startproc
+	movq	g_tls@gottpoff(%rip), %rax
+	movq	%fs:(%rax), %rax
+	movq	G_SCHED_SP(%rax), %rsp
+	.cfi_undefined rip
+	call	*%rdi
+	ud2
+	.cfi_endproc
+	.size	g0call, .-g0call
+
 /* A new goroutine's gogo "returns" here with r12 = fn, r13 = arg and the stack
  * holding goexit's call site as the return address, so fn(arg) returns into goexit. */
 	.globl	goentry

@@ -6,11 +6,45 @@
 
 #include "runtime.h"
 
-/* mutex key: 0 unlocked, 1 locked, 2 locked with possible sleepers. */
-enum { MUTEX_UNLOCKED = 0, MUTEX_LOCKED = 1, MUTEX_SLEEPING = 2 };
+/*
+ * mutex: key is 0 (unlocked) or 1 (locked); nsleep counts the threads that may
+ * be asleep on key. lock takes the lock with one exchange; unlock is a plain
+ * release store followed by a plain load of nsleep: no locked instruction, so
+ * unlocking does not wait for the store buffer to drain (that wait was a fifth
+ * of a channel hand-off). A plain store followed by a load is not ordered on
+ * any CPU (store->load), so a locker about to sleep could miss the unlock and
+ * the unlocker miss the sleeper -- unless the sleeper forces the order for both:
+ * after counting itself in nsleep it calls membarrier(PRIVATE_EXPEDITED), which
+ * runs a full barrier on every running thread of the process (a descheduled
+ * one passes one when it is switched in), and only then looks at key again.
+ * Wherever that barrier falls in an unlocker's program order, either its store
+ * of 0 comes before it (then the sleeper's next exchange sees 0 and takes the
+ * lock) or its load of nsleep comes after it (then it sees the sleeper and
+ * wakes it). nsleep stays counted until the sleeper has the lock, so one
+ * membarrier covers every later unlock too. It is the asymmetric Dekker
+ * pattern of userspace RCU and of the JVM's biased locks: the rare side (a
+ * lock contended long enough to sleep: after spinning and yielding) pays an
+ * inter-processor interrupt so the common side pays nothing.
+ *
+ * Without membarrier (kernel < 4.14, seccomp, valgrind), unlock exchanges key
+ * instead: a full barrier of its own, which orders the load of nsleep.
+ */
 #define ACTIVE_SPIN 4
 #define ACTIVE_SPIN_CNT 30
 #define PASSIVE_SPIN 1
+
+#ifndef MEMBARRIER_CMD_PRIVATE_EXPEDITED
+#define MEMBARRIER_CMD_PRIVATE_EXPEDITED (1 << 3)
+#define MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED (1 << 4)
+#endif
+
+/* set once, before main (a constructor): whether sleepers can use membarrier */
+static bool lock_plain_unlock;
+
+__attribute__((constructor)) static void lock_init(void)
+{
+	lock_plain_unlock = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+}
 
 /* futexsleep: if *addr == val, sleep until woken or ns elapse (ns < 0: no limit).
  * Returns 0 when woken (or spuriously), -ETIMEDOUT, -EAGAIN if *addr != val. */
@@ -32,52 +66,56 @@ void futexwakeup(_Atomic uint32_t *addr, int cnt)
 		throw("futexwakeup failed");
 }
 
+static inline bool lock_try(struct mutex *l)
+{
+	return atomic_load_explicit(&l->key, memory_order_relaxed) == 0 &&
+	       atomic_exchange_explicit(&l->key, 1, memory_order_acquire) == 0;
+}
+
+/* lock: takes l, spinning, then yielding the thread, then sleeping on it; pins the
+ * calling goroutine to its M until unlock (m->locks). This function can't fail. */
 void lock(struct mutex *l)
 {
 	struct g *gp = getg();
 	if (gp)
 		gp->m->locks++;
 
-	uint32_t v = atomic_exchange_explicit(&l->key, MUTEX_LOCKED, memory_order_acquire);
-	if (likely(v == MUTEX_UNLOCKED))
+	if (likely(atomic_exchange_explicit(&l->key, 1, memory_order_acquire) == 0))
 		return;
-
-	/* wait is MUTEX_LOCKED or MUTEX_SLEEPING: what we must leave in key when we
-	 * take the lock, so that a sleeper we may have displaced still gets woken. */
-	uint32_t wait = v;
-	for (;;) {
-		for (int i = 0; i < ACTIVE_SPIN; i++) {
-			while (atomic_load_explicit(&l->key, memory_order_relaxed) == MUTEX_UNLOCKED) {
-				uint32_t z = MUTEX_UNLOCKED;
-				if (atomic_compare_exchange_weak_explicit(&l->key, &z, wait, memory_order_acquire,
-									  memory_order_relaxed))
-					return;
-			}
-			procyield(ACTIVE_SPIN_CNT);
-		}
-		for (int i = 0; i < PASSIVE_SPIN; i++) {
-			while (atomic_load_explicit(&l->key, memory_order_relaxed) == MUTEX_UNLOCKED) {
-				uint32_t z = MUTEX_UNLOCKED;
-				if (atomic_compare_exchange_weak_explicit(&l->key, &z, wait, memory_order_acquire,
-									  memory_order_relaxed))
-					return;
-			}
-			sched_yield();
-		}
-		v = atomic_exchange_explicit(&l->key, MUTEX_SLEEPING, memory_order_acquire);
-		if (v == MUTEX_UNLOCKED)
+	for (int i = 0; i < ACTIVE_SPIN; i++) {
+		if (lock_try(l))
 			return;
-		wait = MUTEX_SLEEPING;
-		futexsleep(&l->key, MUTEX_SLEEPING, -1);
+		procyield(ACTIVE_SPIN_CNT);
 	}
+	for (int i = 0; i < PASSIVE_SPIN; i++) {
+		if (lock_try(l))
+			return;
+		sched_yield();
+	}
+	/* sleep: count ourselves, make every unlocker see that (the essay), then
+	 * sleep whenever it is still taken */
+	atomic_fetch_add_explicit(&l->nsleep, 1, memory_order_seq_cst);
+	if (lock_plain_unlock && syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) < 0)
+		throw("lock: membarrier failed");
+	while (atomic_exchange_explicit(&l->key, 1, memory_order_acquire) != 0)
+		futexsleep(&l->key, 1, -1);
+	atomic_fetch_sub_explicit(&l->nsleep, 1, memory_order_relaxed);
 }
 
+/* unlock: releases l, taken by this thread, and wakes a sleeper if there is one. */
 void unlock(struct mutex *l)
 {
-	uint32_t v = atomic_exchange_explicit(&l->key, MUTEX_UNLOCKED, memory_order_release);
-	if (unlikely(v == MUTEX_UNLOCKED))
+	if (lock_plain_unlock) {
+		if (unlikely(atomic_load_explicit(&l->key, memory_order_relaxed) == 0))
+			throw("unlock of unlocked lock");
+		atomic_store_explicit(&l->key, 0, memory_order_release);
+		/* the load of nsleep stays after the store in the code the CPU runs:
+		 * membarrier orders them only at an instruction boundary */
+		atomic_signal_fence(memory_order_seq_cst);
+	} else if (unlikely(atomic_exchange_explicit(&l->key, 0, memory_order_seq_cst) == 0)) {
 		throw("unlock of unlocked lock");
-	if (v == MUTEX_SLEEPING)
+	}
+	if (unlikely(atomic_load_explicit(&l->nsleep, memory_order_relaxed) != 0))
 		futexwakeup(&l->key, 1);
 
 	struct g *gp = getg();

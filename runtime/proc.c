@@ -37,6 +37,24 @@
  * (gfput) and calls schedule() again. A G that exits while locked to its
  * thread takes the thread with it (mexit) instead of handing it back.
  *
+ * Direct switch (gopark). A goroutine that parks while its P's runnext holds
+ * a runnable G -- a channel hand-off: a sender readied the receiver, then blocks
+ * itself -- does not pass through g0's stack: mswitch saves its context and runs
+ * park_direct_m as g0 but on the next G's stack, right below that G's saved
+ * context (taken out of runnext, the G is ours, and so is its stack), which does
+ * what park_m, schedule and execute would (statuses, the unlock function, run
+ * slice accounting, netpoll_schedule) and resumes it. It is taken only when
+ * schedule() would pick runnext anyway: not on a 61st tick, not with timers set
+ * on the P, no locked thread on either side, and PARK_DIRECT_ROOM free on the
+ * next G's stack; what turns up on the way (the unlock function refusing, the
+ * next G's task ended) goes back to schedule() on g0's stack (g0call). Besides
+ * schedule's work, it saves the return mispredictions: an mcall/gogo round trip
+ * leaves g0's calls (fn, schedule, execute, gogo) on the CPU's return stack
+ * buffer, so each return of the resumed goroutine's frames was mispredicted;
+ * mswitch's only unbalanced call is the leaving G's own call from gopark, the
+ * return address the resumed G pops when it parked the same way. Off under the
+ * sanitizers (their fiber hooks follow g0).
+ *
  * Finding work (findrunnable): the P's runnext and local queue; the global
  * queue (first, every 61st schedtick, so that a pair of goroutines readying
  * each other through runnext cannot starve the global queue); expired timers;
@@ -984,12 +1002,10 @@ static void gdiscard(struct g *gp)
 	gostartcall(gp, gdiscarded, NULL);
 }
 
-_Noreturn void execute(struct g *gp, bool inherit)
+/* What execute does before it switches to gp, shared with gopark's direct
+ * switch (park_direct_m): gp becomes mp's running goroutine. */
+static inline void execute_prep(struct m *mp, struct g *gp, bool inherit)
 {
-	struct m *mp = getg()->m;
-	struct task *t = gp->task;
-	if (t && unlikely(atomic_load_explicit(&t->exited, memory_order_relaxed)))
-		gdiscard(gp);
 	mp->curg = gp;
 	gp->m = mp;
 	casgstatus(gp, G_RUNNABLE, G_RUNNING);
@@ -1000,6 +1016,15 @@ _Noreturn void execute(struct g *gp, bool inherit)
 	if (!inherit)
 		mp->p->schedtick++;
 	sysmon_note_execute(mp->p, gp);
+}
+
+_Noreturn void execute(struct g *gp, bool inherit)
+{
+	struct m *mp = getg()->m;
+	struct task *t = gp->task;
+	if (t && unlikely(atomic_load_explicit(&t->exited, memory_order_relaxed)))
+		gdiscard(gp);
+	execute_prep(mp, gp, inherit);
 	fiber_switch(mp->g0, gp, true);
 	errno = gp->goerrno;
 	gogo(gp);
@@ -1255,6 +1280,72 @@ static void park_m(struct g *gp)
 	schedule();
 }
 
+#ifndef GORT_FIBER_HOOKS
+/* The stack next must have left below its saved context for park_direct_m
+ * (which runs there: unlockf, a futex wake, trace and accounting hooks). */
+#define PARK_DIRECT_ROOM 8192
+
+/* gopark's direct switch: the G in mp's runnext if nothing else is due before
+ * it would run (what schedule() checks first: the global queue's 61st tick,
+ * timers, io completions on the 61st tick, locked threads), taken out of
+ * runnext; NULL otherwise. */
+static inline struct g *park_direct_next(struct m *mp)
+{
+	struct p *pp = mp->p;
+	if (mp->lockedg || pp->schedtick % 61 == 0 ||
+	    atomic_load_explicit(&pp->timer0when, memory_order_relaxed) != 0)
+		return NULL;
+	struct g *next = atomic_load_explicit(&pp->runnext, memory_order_relaxed);
+	if (!next || !atomic_compare_exchange_strong_explicit(&pp->runnext, &next, NULL, memory_order_acq_rel,
+							      memory_order_relaxed))
+		return NULL;
+	/* ours now (a thief could have run it in between: look only now) */
+	if (unlikely(next->lockedm || next->sched.sp - next->stacklo < PARK_DIRECT_ROOM)) {
+		runqput(pp, next, true);
+		return NULL;
+	}
+	return next;
+}
+
+/* mswitch's fn for gopark: park_m and then execute(next, inherit) in one go,
+ * on next's stack as g0; returns the G to resume (gp itself if unlockf
+ * refused to let it sleep). Whatever needs schedule() proper goes there, on
+ * g0's stack. */
+static struct g *park_direct_m(struct g *gp, struct g *next)
+{
+	struct m *mp = gp->m;
+	struct p *pp = mp->p;
+	switched_to_g0(gp);
+	casgstatus(gp, G_RUNNING, G_WAITING);
+	dropg();
+	if (mp->waitunlockf) {
+		bool ok = mp->waitunlockf(gp, mp->waitlock);
+		mp->waitunlockf = NULL;
+		mp->waitlock = NULL;
+		if (!ok) {
+			/* gp goes on at once, as park_m lets it; next stays next */
+			runqput(pp, next, true);
+			if (traceEnabled())
+				traceGoUnpark(gp);
+			casgstatus(gp, G_WAITING, G_RUNNABLE);
+			next = gp;
+		}
+	}
+	if (mp->locks)
+		throw("schedule: holding locks");
+	struct task *t = next->task;
+	if (unlikely(t && atomic_load_explicit(&t->exited, memory_order_relaxed))) {
+		/* execute discards it: that rewrites its stack, which we are on */
+		runqput(pp, next, true);
+		g0call(schedule);
+	}
+	netpoll_schedule(pp);
+	execute_prep(mp, next, true);
+	errno = next->goerrno;
+	return next;
+}
+#endif
+
 void gopark(bool (*unlockf)(struct g *gp, void *arg), void *arg, enum waitreason reason)
 {
 	struct g *gp = getg();
@@ -1268,6 +1359,13 @@ void gopark(bool (*unlockf)(struct g *gp, void *arg), void *arg, enum waitreason
 		traceGoStop(gp, GORT_STOP_PARKED);
 	/* waitsince: switched_to_g0 (one coarse clock read per switch, which
 	 * also ends the run slice) */
+#ifndef GORT_FIBER_HOOKS
+	struct g *next = park_direct_next(mp);
+	if (next) {
+		mswitch(next, park_direct_m);
+		return;
+	}
+#endif
 	fiber_switch(gp, mp->g0, false);
 	mcall(park_m);
 	fiber_switched(gp);

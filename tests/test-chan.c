@@ -819,6 +819,7 @@ static void doomed_sender(void *arg)
 static int blocked_sender_close_main(int argc, char **argv)
 {
 	(void)argc, (void)argv;
+	atomic_store(&gslot, NULL); /* not a G of an earlier test (one process under valgrind) */
 	gch = gort_chan_make(sizeof(long), 0);
 	gort_go(doomed_sender, NULL);
 	wait_parked(&gslot, WAIT_CHAN_SEND);
@@ -870,6 +871,7 @@ END_TEST
 static int free_busy_main(int argc, char **argv)
 {
 	(void)argc, (void)argv;
+	atomic_store(&gslot, NULL); /* not a G of an earlier test (one process under valgrind) */
 	gch = gort_chan_make(sizeof(long), 0);
 	gort_go(doomed_sender, NULL);
 	wait_parked(&gslot, WAIT_CHAN_SEND);
