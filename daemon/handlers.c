@@ -8,6 +8,7 @@
 
 #include "gortd.h"
 #include "log.h"
+#include "module.h"
 #include "proto/wire.h"
 #include "stats.h"
 #include "sysmon.h"
@@ -280,20 +281,14 @@ static void handle_tasks(struct conn *c, uint64_t id)
 
 /* The entry of a goroutine as a symbol. Only for goroutines of the runtime or
  * of a task that is still running: a task that has ended may have its module
- * unloaded, and dladdr's name points into the module. */
+ * unloaded, and its symbol table with it. */
 static void entry_name(gort_fn fn, bool safe, char *buf, size_t n)
 {
-	Dl_info di;
 	const char *own = task_entry_name(fn);
 	if (own) {
 		snprintf(buf, n, "%s", own);
-	} else if (safe && fn && dladdr((void *)fn, &di) && di.dli_sname && di.dli_saddr) {
-		/* a static function is known by the exported one before it */
-		uintptr_t off = (uintptr_t)fn - (uintptr_t)di.dli_saddr;
-		if (off)
-			snprintf(buf, n, "%s+%#lx", di.dli_sname, (unsigned long)off);
-		else
-			snprintf(buf, n, "%s", di.dli_sname);
+	} else if (safe && fn) {
+		module_pc_format((uintptr_t)fn, buf, n);
 	} else {
 		snprintf(buf, n, "%#lx", (unsigned long)(uintptr_t)fn);
 	}

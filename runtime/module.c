@@ -64,6 +64,7 @@
 
 struct span {
 	_Atomic uintptr_t lo, hi; /* hi == 0: free */
+	struct module *mod;       /* under span_lock */
 };
 
 struct span_chunk {
@@ -75,7 +76,7 @@ static struct span_chunk span_first;
 static pthread_mutex_t span_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic int64_t nmodules;
 
-static int span_add(uintptr_t lo, uintptr_t hi)
+static int span_add(uintptr_t lo, uintptr_t hi, struct module *m)
 {
 	pthread_mutex_lock(&span_lock);
 	int idx = 0;
@@ -85,6 +86,7 @@ static int span_add(uintptr_t lo, uintptr_t hi)
 			if (atomic_load(&c->spans[i].hi) == 0) {
 				atomic_store(&c->spans[i].lo, lo);
 				atomic_store(&c->spans[i].hi, hi);
+				c->spans[i].mod = m;
 				pthread_mutex_unlock(&span_lock);
 				return idx;
 			}
@@ -112,6 +114,7 @@ static void span_del(int idx)
 	}
 	atomic_store(&c->spans[idx].hi, 0);
 	atomic_store(&c->spans[idx].lo, 0);
+	c->spans[idx].mod = NULL;
 	pthread_mutex_unlock(&span_lock);
 }
 
@@ -354,6 +357,202 @@ static int check_image(uint8_t *img, size_t size, const char *what, const char *
 	return 0;
 }
 
+/* ---- symbols ---- */
+
+struct symtab {
+	struct modsym *syms;
+	size_t n;
+	char *str;
+};
+
+static int modsym_cmp(const void *a, const void *b)
+{
+	const struct modsym *x = a, *y = b;
+	return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+/* The image's function symbols (unrelocated), from .symtab when it was not
+ * stripped, else from .dynsym. check_image has validated the section header
+ * table; every symbol and name is bounds-checked here. A binary without
+ * section headers or symbols simply has none: 0. */
+static int read_symbols(const uint8_t *img, size_t size, struct symtab *ret)
+{
+	const Elf64_Ehdr *eh = (const Elf64_Ehdr *)img;
+	if (eh->e_shoff == 0 || eh->e_shnum == 0)
+		return 0;
+	const Elf64_Shdr *sh = (const Elf64_Shdr *)(img + eh->e_shoff), *tab = NULL;
+	for (unsigned i = 0; i < eh->e_shnum; i++) {
+		if (sh[i].sh_type == SHT_SYMTAB)
+			tab = &sh[i];
+		else if (sh[i].sh_type == SHT_DYNSYM && !tab)
+			tab = &sh[i];
+	}
+	if (!tab || tab->sh_link >= eh->e_shnum || tab->sh_entsize != sizeof(Elf64_Sym) ||
+	    !in_file(tab->sh_offset, tab->sh_size, size) || tab->sh_offset % _Alignof(Elf64_Sym) != 0)
+		return 0;
+	const Elf64_Shdr *strs = &sh[tab->sh_link];
+	if (!in_file(strs->sh_offset, strs->sh_size, size) || strs->sh_size == 0)
+		return 0;
+	const Elf64_Sym *sym = (const Elf64_Sym *)(img + tab->sh_offset);
+	const char *names = (const char *)img + strs->sh_offset;
+	size_t nsym = tab->sh_size / sizeof(*sym), n = 0, strlen_total = 0;
+	for (size_t k = 0; k < nsym; k++) {
+		unsigned type = ELF64_ST_TYPE(sym[k].st_info);
+		if ((type != STT_FUNC && type != STT_GNU_IFUNC) || sym[k].st_shndx == SHN_UNDEF ||
+		    sym[k].st_value == 0 || sym[k].st_name >= strs->sh_size ||
+		    !memchr(names + sym[k].st_name, '\0', strs->sh_size - sym[k].st_name))
+			continue;
+		n++;
+		strlen_total += strlen(names + sym[k].st_name) + 1;
+	}
+	if (n == 0 || strlen_total > UINT32_MAX)
+		return 0;
+	ret->syms = malloc(n * sizeof(*ret->syms));
+	ret->str = malloc(strlen_total);
+	if (!ret->syms || !ret->str) {
+		free(ret->syms);
+		free(ret->str);
+		*ret = (struct symtab){ 0 };
+		return -ENOMEM;
+	}
+	size_t at = 0;
+	for (size_t k = 0; k < nsym; k++) {
+		unsigned type = ELF64_ST_TYPE(sym[k].st_info);
+		if ((type != STT_FUNC && type != STT_GNU_IFUNC) || sym[k].st_shndx == SHN_UNDEF ||
+		    sym[k].st_value == 0 || sym[k].st_name >= strs->sh_size ||
+		    !memchr(names + sym[k].st_name, '\0', strs->sh_size - sym[k].st_name))
+			continue;
+		size_t len = strlen(names + sym[k].st_name) + 1;
+		ret->syms[ret->n++] = (struct modsym){ .lo = sym[k].st_value, .size = sym[k].st_size, .name = (uint32_t)at };
+		memcpy(ret->str + at, names + sym[k].st_name, len);
+		at += len;
+	}
+	qsort(ret->syms, ret->n, sizeof(*ret->syms), modsym_cmp);
+	return 0;
+}
+
+/* The function of m covering pc: the last symbol starting at or below pc, when
+ * pc is inside its size (a symbol without a size covers up to the next one). */
+static const struct modsym *modsym_find(const struct module *m, uintptr_t pc)
+{
+	size_t lo = 0, hi = m->nsyms;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (m->syms[mid].lo <= pc)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	/* among equal addresses (aliases) any; prefer one whose size covers pc */
+	for (size_t i = lo; i-- > 0 && m->syms[i].lo == m->syms[lo - 1].lo;)
+		if (m->syms[i].size == 0 || pc - m->syms[i].lo < m->syms[i].size)
+			return &m->syms[i];
+	return NULL;
+}
+
+/* The runtime's own object (the program, or libgort.so) never unloads: its
+ * full symbol table (hidden and static functions: dladdr sees only exported
+ * ones) is read once from the file, so that traces name schedule, goexit and
+ * task_main instead of an offset. */
+static pthread_once_t self_once = PTHREAD_ONCE_INIT;
+static struct module self_syms;
+static void *self_fbase;
+
+static void self_syms_read(void)
+{
+	Dl_info di;
+	struct link_map *lm = NULL;
+	if (!dladdr1((void *)module_pc_symbol, &di, (void **)&lm, RTLD_DL_LINKMAP) || !lm)
+		return;
+	self_fbase = di.dli_fbase;
+	/* the main program's link map entry has an empty name */
+	const char *file = di.dli_fname && lm->l_name[0] ? di.dli_fname : "/proc/self/exe";
+	_cleanup_close_ int fd = open(file, O_RDONLY | O_CLOEXEC);
+	struct stat sb;
+	if (fd < 0 || fstat(fd, &sb) < 0 || sb.st_size < (off_t)sizeof(Elf64_Ehdr))
+		return;
+	void *img = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (img == MAP_FAILED)
+		return;
+	const Elf64_Ehdr *eh = img;
+	struct symtab st = { 0 };
+	if (memcmp(eh->e_ident, ELFMAG, SELFMAG) == 0 && eh->e_shentsize == sizeof(Elf64_Shdr) &&
+	    in_file(eh->e_shoff, (uint64_t)eh->e_shnum * sizeof(Elf64_Shdr), (size_t)sb.st_size) &&
+	    eh->e_shoff % _Alignof(Elf64_Shdr) == 0)
+		(void)read_symbols(img, (size_t)sb.st_size, &st);
+	munmap(img, (size_t)sb.st_size);
+	const char *base = strrchr(file, '/');
+	snprintf(self_syms.label, sizeof self_syms.label, "%s",
+		 lm->l_name[0] ? (base ? base + 1 : file) : program_invocation_short_name);
+	self_syms.base = lm->l_addr;
+	self_syms.syms = st.syms;
+	self_syms.nsyms = st.n;
+	self_syms.symstr = st.str;
+	for (size_t i = 0; i < st.n; i++)
+		st.syms[i].lo += lm->l_addr;
+}
+
+void module_pc_symbol(uintptr_t pc, struct pcsym *ret)
+{
+	memset(ret, 0, sizeof(*ret));
+	bool found = false;
+	pthread_mutex_lock(&span_lock);
+	for (struct span_chunk *c = &span_first; c && !found; c = atomic_load(&c->next))
+		for (int i = 0; i < SPAN_CHUNK; i++) {
+			struct module *m = c->spans[i].mod;
+			if (!m || pc < m->textlo || pc >= m->texthi)
+				continue;
+			const struct modsym *s = modsym_find(m, pc);
+			snprintf(ret->obj, sizeof ret->obj, "%s", m->label);
+			if (s) {
+				snprintf(ret->func, sizeof ret->func, "%s", m->symstr + s->name);
+				ret->off = pc - s->lo;
+			} else {
+				ret->off = pc - m->base;
+			}
+			found = true;
+			break;
+		}
+	pthread_mutex_unlock(&span_lock);
+	if (found)
+		return;
+	Dl_info di;
+	if (!dladdr((void *)pc, &di))
+		return;
+	pthread_once(&self_once, self_syms_read);
+	const struct modsym *s;
+	if (di.dli_fbase == self_fbase && self_syms.nsyms && (s = modsym_find(&self_syms, pc))) {
+		snprintf(ret->obj, sizeof ret->obj, "%s", self_syms.label);
+		snprintf(ret->func, sizeof ret->func, "%s", self_syms.symstr + s->name);
+		ret->off = pc - s->lo;
+		return;
+	}
+	if (di.dli_fname) {
+		const char *base = strrchr(di.dli_fname, '/');
+		snprintf(ret->obj, sizeof ret->obj, "%s", base ? base + 1 : di.dli_fname);
+	}
+	if (di.dli_sname && di.dli_saddr) {
+		snprintf(ret->func, sizeof ret->func, "%s", di.dli_sname);
+		ret->off = pc - (uintptr_t)di.dli_saddr;
+	} else {
+		ret->off = pc - (uintptr_t)di.dli_fbase;
+	}
+}
+
+void module_pc_format(uintptr_t pc, char *buf, size_t n)
+{
+	struct pcsym s;
+	module_pc_symbol(pc, &s);
+	if (s.func[0] && s.off)
+		snprintf(buf, n, "%s+%#lx", s.func, (unsigned long)s.off);
+	else if (s.func[0])
+		snprintf(buf, n, "%s", s.func);
+	else if (s.obj[0])
+		snprintf(buf, n, "%s+%#lx", s.obj, (unsigned long)s.off);
+	else
+		snprintf(buf, n, "%#lx", (unsigned long)pc);
+}
+
 static int init_cmp(const void *a, const void *b)
 {
 	/* rank (file's first appearance) in the high bits, line, then section order */
@@ -421,6 +620,9 @@ int module_load(int fd, const char *what, const char *label, const char *entry, 
 		return fail(-errno, errbuf, errlen, "mmap: %m");
 	struct elfinfo info = { 0 };
 	int r = check_image(img, (size_t)size, what, entry, &info, errbuf, errlen);
+	struct symtab st = { 0 };
+	if (r == 0)
+		r = read_symbols(img, (size_t)size, &st);
 	munmap(img, (size_t)size);
 	if (r == -ENOENT) {
 		if (strcmp(entry, "gort_main") == 0)
@@ -434,10 +636,17 @@ int module_load(int fd, const char *what, const char *label, const char *entry, 
 	(void)fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
 
 	struct module *m = calloc(1, sizeof(*m));
-	if (!m)
+	if (!m) {
+		free(st.syms);
+		free(st.str);
 		return fail(-ENOMEM, errbuf, errlen, "out of memory");
+	}
 	m->memfd = -1;
 	m->slot = -1;
+	snprintf(m->label, sizeof m->label, "%s", label);
+	m->syms = st.syms;
+	m->nsyms = st.n;
+	m->symstr = st.str;
 	snprintf(m->path, sizeof m->path, "/proc/self/fd/%d", mfd);
 	m->handle = dlopen(m->path, RTLD_NOW | RTLD_LOCAL);
 	if (!m->handle) {
@@ -445,6 +654,8 @@ int module_load(int fd, const char *what, const char *label, const char *entry, 
 		size_t plen = strlen(m->path);
 		if (e && strncmp(e, m->path, plen) == 0 && e[plen] == ':')
 			e += plen + 2;
+		free(m->syms);
+		free(m->symstr);
 		free(m);
 		return fail(-ENOEXEC, errbuf, errlen, "%s", e ? e : "dlopen failed");
 	}
@@ -456,6 +667,8 @@ int module_load(int fd, const char *what, const char *label, const char *entry, 
 		return fail(-ENOEXEC, errbuf, errlen, "dlopen returned another object than the one loaded");
 	}
 	m->base = lm->l_addr;
+	for (size_t i = 0; i < m->nsyms; i++)
+		m->syms[i].lo += m->base;
 	if (!info.entry_checked && !module_sym(m, entry)) {
 		module_unload(m);
 		if (strcmp(entry, "gort_main") == 0)
@@ -468,7 +681,7 @@ int module_load(int fd, const char *what, const char *label, const char *entry, 
 	r = collect_inits(m, (const struct gort_init_record *)(m->base + info.init_addr),
 			  info.init_size / sizeof(struct gort_init_record));
 	if (r >= 0)
-		r = m->slot = span_add(m->textlo, m->texthi);
+		r = m->slot = span_add(m->textlo, m->texthi, m);
 	/* Its code is program code that asynchronous preemption may stop (only
 	 * out of memory leaves a task with cooperative preemption alone). */
 	if (r >= 0)
@@ -509,6 +722,8 @@ struct module *module_unload(struct module *m)
 	if (m->memfd >= 0)
 		close(m->memfd);
 	free(m->inits);
+	free(m->syms);
+	free(m->symstr);
 	free(m);
 	return NULL;
 }

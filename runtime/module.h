@@ -19,6 +19,25 @@ struct module {
 	size_t ninits;
 	int slot;                          /* index in the fault-lookup table */
 	bool preemptible;                  /* its code is registered with preempt_code_add */
+	char label[64];                    /* what it is called in names ("fanout.so") */
+	struct modsym *syms;               /* its functions by address (.symtab, else .dynsym) */
+	size_t nsyms;
+	char *symstr;                      /* their names */
+};
+
+/* One function of a module: [lo, lo + size) relocated, name at symstr + name. */
+struct modsym {
+	uintptr_t lo, size;
+	uint32_t name;
+};
+
+/* What a code address is: the function (its symbol, static functions included
+ * for modules not stripped) and the offset into it, else the object and the
+ * offset into it. */
+struct pcsym {
+	char func[96];     /* "" when no symbol covers pc */
+	char obj[64];      /* the module's label, or the shared object's base name; "" if unknown */
+	uintptr_t off;     /* from func's start, else from obj's load address, else 0 */
 };
 
 /* Upper bound on a binary's size (a memfd copy is kept per instance). */
@@ -51,6 +70,16 @@ struct module *module_unload(struct module *m);
 /* module_pc_owner: whether pc lies in the executable segments of a loaded
  * module. Async-signal-safe (the fault handler uses it): lock-free reads only. */
 bool module_pc_loaded(uintptr_t pc);
+
+/* module_pc_symbol: names pc for traces, events and goroutine listings: in a
+ * loaded module, from the module's own symbol table (static functions too);
+ * elsewhere (the runtime, libc) through dladdr; else a bare address. The
+ * caller keeps pc's module loaded meanwhile (a running task's code). Takes a
+ * mutex: not for signal handlers. */
+void module_pc_symbol(uintptr_t pc, struct pcsym *ret);
+
+/* module_pc_format: "func+0xoff" / "func" / "obj+0xoff" / "0xaddr" into buf. */
+void module_pc_format(uintptr_t pc, char *buf, size_t n);
 
 /* How many modules are loaded now (tests check that unloads happen). */
 int64_t module_count(void);

@@ -1169,32 +1169,17 @@ static void format_trace(char *buf, size_t size, size_t *len, struct task *t, st
 {
 	bprintf(buf, size, len, "\n\ngoroutine %lld [running, task %lld %s]:\n", (long long)gp->goid,
 		(long long)t->id, t->life->name);
-	const char *modpath = t->life->mod ? t->life->mod->path : NULL;
 	for (int i = 0; i < n; i++) {
 		uintptr_t pc = (uintptr_t)pcs[i];
 		uintptr_t look = i == 0 && exact0 ? pc : pc - 1;
-		Dl_info di;
-		const char *obj = "?", *sym = NULL;
-		uintptr_t off = 0;
-		if (dladdr((void *)look, &di)) {
-			if (di.dli_fname) {
-				obj = di.dli_fname;
-				if (modpath && strcmp(obj, modpath) == 0)
-					obj = t->life->name;
-				else if (strrchr(obj, '/'))
-					obj = strrchr(obj, '/') + 1;
-			}
-			if (di.dli_sname) {
-				sym = di.dli_sname;
-				off = pc - (uintptr_t)di.dli_saddr;
-			} else {
-				off = pc - (uintptr_t)di.dli_fbase;
-			}
-		}
-		if (sym)
-			bprintf(buf, size, len, "\t%s+%#lx (%s)\n", sym, (unsigned long)off, obj);
+		struct pcsym s;
+		module_pc_symbol(look, &s);
+		/* the offset of the pc itself, not of the byte looked up */
+		uintptr_t off = s.off + (pc - look);
+		if (s.func[0])
+			bprintf(buf, size, len, "\t%s+%#lx (%s)\n", s.func, (unsigned long)off, s.obj[0] ? s.obj : "?");
 		else
-			bprintf(buf, size, len, "\t%s+%#lx\n", obj, (unsigned long)off);
+			bprintf(buf, size, len, "\t%s+%#lx\n", s.obj[0] ? s.obj : "?", (unsigned long)off);
 	}
 }
 

@@ -38,15 +38,16 @@
  * follows it and an unblock the start.
  *
  * Symbols and module unload. An event carries the entry function's address;
- * the collector turns it into a name with dladdr while the code is still
- * mapped. A task's module is unloaded only after its reaper called
- * trace_flush, which returns once everything written before it has been
- * collected and symbolized; the symbol cache is keyed by task and address
+ * the collector turns it into a name (module_pc_symbol: the module's own
+ * symbol table, static functions included) while the code is still mapped.
+ * A task's module is unloaded only after its reaper called trace_flush,
+ * which returns once everything written before it has been collected and
+ * symbolized; the symbol cache is keyed by task and address
  * and cleared at each flush, so a later module at the same address is never
  * named after the old one.
  *
  * Rejected: one global MPSC queue (a contended cache line on every switch);
- * symbolizing at the hook (dladdr takes the loader's lock: microseconds on
+ * symbolizing at the hook (a lookup under the module table's lock: too slow for
  * the switch path); a lock per P buffer (the owner is the only writer, so
  * there is nothing to exclude).
  */
@@ -60,6 +61,7 @@
 #include <time.h>
 
 #include "gort_plugin.h"
+#include "module.h"
 #include "stats.h"
 #include "task.h"
 #include "trace.h"
@@ -318,21 +320,13 @@ static void symname(int64_t task, uintptr_t pc, char *out)
 {
 	struct sym *s = &symcache[((pc >> 4) ^ (uint64_t)task * 0x9e3779b97f4a7c15ULL) & (SYMCACHE - 1)];
 	if (s->pc != pc || s->task != task) {
-		Dl_info di = { 0 };
 		const char *own = task_entry_name((gort_fn)pc);
 		s->pc = pc;
 		s->task = task;
-		if (own) {
+		if (own)
 			snprintf(s->name, sizeof s->name, "%s", own);
-		} else if (dladdr((void *)pc, &di) && di.dli_sname) {
-			snprintf(s->name, sizeof s->name, "%s", di.dli_sname);
-		} else if (di.dli_fname && di.dli_fbase) {
-			const char *base = strrchr(di.dli_fname, '/');
-			snprintf(s->name, sizeof s->name, "%s+%#lx", base ? base + 1 : di.dli_fname,
-				 (unsigned long)(pc - (uintptr_t)di.dli_fbase));
-		} else {
-			snprintf(s->name, sizeof s->name, "%#lx", (unsigned long)pc);
-		}
+		else
+			module_pc_format(pc, s->name, sizeof s->name);
 	}
 	memcpy(out, s->name, TRACE_ENTRY_MAX);
 }

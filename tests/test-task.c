@@ -509,6 +509,8 @@ START_TEST(test_panic)
 	ck_assert_msg(strstr(r.errs, "[running, task ") && strstr(r.errs, "gort_main+0x") &&
 			      strstr(r.errs, "(pan)"),
 		      "trace: %s", r.errs);
+	/* the runtime's own frames by name (its hidden functions too), down to goexit */
+	ck_assert_msg(strstr(r.errs, "\ttask_main+0x") && strstr(r.errs, "\tgoexit+0x"), "trace: %s", r.errs);
 	run_done(&r);
 }
 END_TEST
@@ -535,6 +537,9 @@ START_TEST(test_faults)
 			      r.code, task_status_string(r.info.status));
 		ck_assert_msg(strstr(r.errs, cases[i].want) && strstr(r.errs, "\ngoroutine "), "%s: stderr %s",
 			      cases[i].mode, r.errs);
+		/* the faulting pc named by the task's own symbol table: a static function */
+		if (strcmp(cases[i].mode, "segv") == 0)
+			ck_assert_msg(strstr(r.errs, "\tdo_segv+0x") && strstr(r.errs, "(f)"), "trace: %s", r.errs);
 		run_done(&r);
 	}
 	ck_assert_int_eq(module_count(), 0);
