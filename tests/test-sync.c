@@ -6,55 +6,6 @@
 #include "sema.h"
 #include "testlib.h"
 
-#define SEC 1000000000LL
-#define MS 1000000LL
-
-/* A random number below n for test code, safe from any goroutine (the
- * runtime's fastrand is per M: only for code that holds its M). */
-static inline uint32_t trand(uint32_t n)
-{
-	static _Atomic uint64_t seed = 0x2545f4914f6cdd1dULL;
-	uint64_t x = atomic_fetch_add(&seed, 0x9e3779b97f4a7c15ULL);
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdULL;
-	x ^= x >> 33;
-	return (uint32_t)(((x >> 32) * n) >> 32);
-}
-
-static int run_child(int (*main_fn)(int, char **), char *out, size_t outsize)
-{
-	int pfd[2];
-	ck_assert_int_eq(pipe2(pfd, O_CLOEXEC), 0);
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		dup2(pfd[1], 2);
-		alarm(120); /* never outlive a hung test as an orphan */
-		struct gort_config cfg = { .procs = 2 };
-		_exit(gort_run(main_fn, 0, NULL, &cfg));
-	}
-	close(pfd[1]);
-	size_t n = 0;
-	ssize_t r;
-	while (n < outsize - 1 && (r = read(pfd[0], out + n, outsize - 1 - n)) > 0)
-		n += (size_t)r;
-	out[n] = '\0';
-	close(pfd[0]);
-	int status;
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	return status;
-}
-
-static void expect_panic(int (*main_fn)(int, char **), const char *msg)
-{
-	char out[8192];
-	int status = run_child(main_fn, out, sizeof out);
-	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 2, "status %#x, stderr: %s", status, out);
-	char want[256];
-	snprintf(want, sizeof want, "panic: %s", msg);
-	ck_assert_msg(strstr(out, want), "want \"%s\" in stderr: %s", want, out);
-}
-
 static gort_wg wg;
 
 /* ---- mutex ---- */

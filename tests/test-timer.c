@@ -8,22 +8,6 @@
 #include "timer.h"
 #include "testlib.h"
 
-#define SEC 1000000000LL
-#define MS 1000000LL
-
-/* A random number below n for test code, safe from any goroutine (the
- * runtime's fastrand is per M: only for code that holds its M). */
-static inline uint32_t trand(uint32_t n)
-{
-	static _Atomic uint64_t seed = 0x2545f4914f6cdd1dULL;
-	uint64_t x = atomic_fetch_add(&seed, 0x9e3779b97f4a7c15ULL);
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdULL;
-	x ^= x >> 33;
-	return (uint32_t)(((x >> 32) * n) >> 32);
-}
-#define US 1000LL
-
 static gort_wg wg;
 
 /* ---- the heap: callbacks fire in deadline order, never early ---- */
