@@ -507,8 +507,15 @@ static int cross_main(int argc, char **argv)
 	gort_wg_add(&gwg, 2);
 	gort_go(cross_drain, ga);
 	gort_go(cross_drain, gb);
+	/* stuck means no progress for a minute (a sanitizer on a loaded machine
+	 * may take longer than that for all of it) */
 	int64_t deadline = gort_now() + 60 * SEC;
+	long seen = 0;
 	while (atomic_load(&cross_count) < 2 * cross_n) {
+		if (atomic_load(&cross_count) != seen) {
+			seen = atomic_load(&cross_count);
+			deadline = gort_now() + 60 * SEC;
+		}
 		ck_assert_msg(gort_now() < deadline, "stuck at %ld of %ld", atomic_load(&cross_count), 2 * cross_n);
 		gort_sleep(MS);
 	}
