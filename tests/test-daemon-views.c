@@ -70,6 +70,7 @@ static const struct {
 	{ "views_select", "waiting", "select" },
 	{ "views_select_none", "waiting", "select (no cases)" },
 	{ "views_sleep", "waiting", "sleep" },
+	{ "views_static_sleep", "waiting", "sleep" },
 	{ "views_mutex", "waiting", "mutex" },
 	{ "views_waitgroup", "waiting", "waitgroup" },
 	{ "views_io_read", "waiting", "io read" },
@@ -303,10 +304,10 @@ START_TEST(test_stats_per_task)
 	t = stats_task(st, spinid);
 	ck_assert_str_eq(t->state, "running");
 	ck_assert_ptr_nonnull(t->states);
-	/* 8 parked + main waiting; the syscall one and the spinner not */
-	ck_assert_uint_eq(t->states->waiting, 9);
+	/* 9 parked + main waiting; the syscall one and the spinner not */
+	ck_assert_uint_eq(t->states->waiting, 10);
 	ck_assert_uint_eq(t->states->syscall + t->states->running + t->states->runnable, 2);
-	ck_assert_uint_eq(t->goroutines_created, 11);
+	ck_assert_uint_eq(t->goroutines_created, 12);
 	ck_assert_uint_eq(t->goroutines_ended, 0);
 	ck_assert_msg(t->cpu_ns > 0 && t->cpu_ns <= 2 * t->runtime_ns + 50000000, "cpu %lld ns in %lld ns",
 		      (long long)t->cpu_ns, (long long)t->runtime_ns);
@@ -701,12 +702,12 @@ START_TEST(test_top_in_tmux)
 	snprintf(row, sizeof row, "%-6s views_task.so", tid);
 	char *pane = tmux_wait_for(srv, (const char *const[]){ "gortctl top", "Sched: 2 procs", "PROC", "P0 ", "P1 ",
 							       "TASK", row, "running", "Sysmon:", NULL });
-	/* the task row: 11 goroutines, 9 of them waiting */
+	/* the task row: 12 goroutines, 10 of them waiting */
 	char *r = strstr(pane, row);
 	long gors = 0, run = 0, runq = 0, wait = 0;
 	ck_assert_msg(sscanf(r + strlen(row), " running %ld %ld %ld %ld", &gors, &run, &runq, &wait) == 4, "%s", r);
-	ck_assert_int_eq(gors, 11);
-	ck_assert_int_eq(wait, 9);
+	ck_assert_int_eq(gors, 12);
+	ck_assert_int_eq(wait, 10);
 	free(pane);
 
 	/* a resize redraws at the new width */
