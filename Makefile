@@ -252,8 +252,10 @@ bench: all $(BENCHES) $(BENCH_DAEMON)
 asan:
 	$(MAKE) BUILD=build/asan SAN=address OPT=-O1 check-x86
 
+# Workloads a quarter of check's size unless GORT_TEST_SCALE says otherwise: every
+# goroutine switch is a TSan fiber switch, and the stress suites took minutes.
 tsan:
-	$(MAKE) BUILD=build/tsan SAN=thread OPT=-O1 check-x86
+	GORT_TEST_SCALE=$${GORT_TEST_SCALE:-4} $(MAKE) BUILD=build/tsan SAN=thread OPT=-O1 check-x86
 
 # Workloads a tenth of check's size (memcheck runs one thread at a time, ~50x slower).
 valgrind: $(TESTS)
