@@ -62,7 +62,7 @@
 
 #include "gort_plugin.h"
 #include "module.h"
-#include "stats.h"
+#include "sysmon.h"
 #include "task.h"
 #include "trace.h"
 
@@ -459,29 +459,37 @@ static void collect(int64_t now)
 }
 
 static int64_t last_sample;
-static struct sched_stats last_ss;
+static struct sysmon_stats last_ss;
+static int64_t last_goroutines;
 
-/* A scheduler sample every SAMPLE_NS, when anything in it changed. */
+/* A scheduler sample every SAMPLE_NS, when anything in it changed: sysmon's
+ * latest (Go's schedtrace figures, kept under its own lock, readable while the
+ * runtime starts or stops) and the tasks' goroutines (the task table's). */
 static void sample(int64_t now)
 {
-	if (now - last_sample < SAMPLE_NS || !runtime_started())
+	if (now - last_sample < SAMPLE_NS)
 		return;
 	last_sample = now;
-	struct sched_stats ss;
-	sched_stats_read(&ss, NULL, 0);
-	if (ss.goroutines == last_ss.goroutines && ss.runqueue == last_ss.runqueue &&
-	    ss.idleprocs == last_ss.idleprocs && ss.threads == last_ss.threads && ss.gomaxprocs == last_ss.gomaxprocs)
+	struct sysmon_stats ys;
+	sysmon_stats_read(&ys);
+	int64_t gs = task_goroutines_total();
+	if (ys.sample.when == 0 || (ys.sample.when == last_ss.sample.when && gs == last_goroutines))
 		return;
-	last_ss = ss;
+	if (gs == last_goroutines && ys.sample.runqueue == last_ss.sample.runqueue &&
+	    ys.sample.idleprocs == last_ss.sample.idleprocs && ys.sample.threads == last_ss.sample.threads &&
+	    ys.sample.procs == last_ss.sample.procs)
+		return;
+	last_ss = ys;
+	last_goroutines = gs;
 	run_mark();
 	struct trace_event *e = pend_add();
 	if (e)
-		*e = (struct trace_event){ .time = now, .arg = ss.goroutines, .proc = ss.gomaxprocs, .m = ss.threads,
-					   .reason = (uint8_t)(ss.idleprocs > 255 ? 255 : ss.idleprocs),
+		*e = (struct trace_event){ .time = now, .arg = gs, .proc = ys.sample.procs, .m = ys.sample.threads,
+					   .reason = (uint8_t)(ys.sample.idleprocs > 255 ? 255 : ys.sample.idleprocs),
 					   .kind = TRACE_EV_SAMPLE };
 	/* the global run queue rides in goid (no goroutine is meant) */
 	if (e)
-		e->goid = ss.runqueue;
+		e->goid = ys.sample.runqueue;
 }
 
 /* A stop before the unblock that follows it, an unblock before the start. */
