@@ -525,17 +525,13 @@ GORT_EXPORT int gort_close(int fd)
 		return 0;
 	if (!on_goroutine())
 		return close(fd);
-	int r;
-	if (netpoll_uring_has(IOOP_CLOSE)) {
-		struct ioreq req = { .op = IOOP_CLOSE, .fd = fd };
-		r = netpoll_uring_do(&req, WAIT_IO);
-		/* io_uring refuses to close io_uring fds (EBADF): those the plain way */
-		if (r == -EBADF && fcntl(fd, F_GETFD) >= 0)
-			r = close(fd) < 0 ? -cur_errno() : 0;
-	} else {
-		netpoll_count_fallback();
-		r = (int)handoff(close(fd));
-	}
+	/* close(2) itself, not IORING_OP_CLOSE: the ring posts the completion
+	 * before the file's last reference is dropped (task work of the submitting
+	 * thread), so a goroutine resumed on another M could still find the file
+	 * alive (a peer's write not yet failing with EPIPE); close(2) drops it
+	 * before it returns. A close may block (SO_LINGER, network filesystems):
+	 * a system call section. */
+	int r = (int)handoff(close(fd));
 	if (r == 0 || r == -EINTR)
 		netpoll_fd_closed(fd); /* the fd is gone either way on Linux */
 	return (int)posix(r);

@@ -42,6 +42,8 @@ void entersyscall(void)
 	struct g *gp = getg();
 	struct m *mp = gp->m;
 	struct p *pp = mp->p;
+	/* io requests queued must not wait behind a call that may block */
+	netpoll_entersyscall();
 	/* only this M writes syscalltick while it owns pp: no locked instruction */
 	atomic_store_explicit(&pp->syscalltick,
 			      atomic_load_explicit(&pp->syscalltick, memory_order_relaxed) + 1,
