@@ -329,7 +329,7 @@ static void handle_ps(struct conn *c, uint64_t id, const Gort__V1__PsRequest *ps
 		goto out;
 	}
 	/* the snapshot's times are gclock()'s: the coarse clock, read after it */
-	int64_t now = gclock();
+	int64_t now = gclock_fresh();
 	size_t n = 0, total = 0;
 	for (size_t i = 0; i < ng; i++) {
 		struct ginfo *g = &gs[i];

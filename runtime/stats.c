@@ -4,6 +4,20 @@
 
 #include "stats.h"
 
+_Atomic int64_t gclock_now;
+
+int64_t gclock_fresh(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	int64_t now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	int64_t old = atomic_load_explicit(&gclock_now, memory_order_relaxed);
+	while (old < now && !atomic_compare_exchange_weak_explicit(&gclock_now, &old, now, memory_order_relaxed,
+								   memory_order_relaxed))
+		;
+	return now;
+}
+
 static void count_live(struct g *gp, void *arg)
 {
 	uint32_t st = readgstatus(gp);

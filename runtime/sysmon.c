@@ -284,6 +284,7 @@ static void *sysmon(void *arg)
 		}
 
 		sysmon_count(&sysmon_counters.rounds);
+		gclock_fresh(); /* the scheduler's coarse clock (runtime.h's gclock) */
 		wake_at = INT64_MAX;
 		int n = retake(now, &wake_at);
 
