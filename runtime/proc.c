@@ -1439,7 +1439,7 @@ void injectglist(struct gqueue *q)
 	if (!q->head)
 		return;
 	int32_t n = 0;
-	int64_t now = gclock();
+	int64_t now = gclock_fresh(); /* maybe from an M that slept in netpoll */
 	for (struct g *gp = q->head; gp; gp = gp->schedlink) {
 		if (traceEnabled())
 			traceGoUnpark(gp);

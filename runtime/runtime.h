@@ -488,21 +488,26 @@ int64_t task_ncreated(const struct task *t);
 int task_may_spawn(struct task *t);
 void task_spawn_failed(struct task *t);
 void task_gocreated(struct task *t, struct p *pp);
-/* gclock: the coarse monotonic clock (a tick's resolution, a few ns to read;
- * nanotime costs many times more): time stamps for ps and run slices. A sum of
- * slice lengths read with it is exact on average (a slice counts a whole tick
- * as often as it straddles one). */
+/* gclock: the scheduler's coarse clock, for ps's time stamps and run slices:
+ * CLOCK_MONOTONIC_COARSE as last published (stats.c), by sysmon every round
+ * (at most 10 ms apart while any P works) and by gclock_fresh. Reading it is
+ * one load, where the clock itself costs ~6 ns, a sixth of a yield. A sum of
+ * slice lengths read with it is right on average (a slice counts a whole
+ * update interval as often as it straddles an update), not per slice.
+ * gclock_fresh: reads the clock, publishes it (never backwards), returns it:
+ * for an M back from sleep, and anyone else who may find gclock stale
+ * (sysmon sleeps without updating it while every P is idle). Any thread. */
+extern _Atomic int64_t gclock_now;
 static inline int64_t gclock(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	return atomic_load_explicit(&gclock_now, memory_order_relaxed);
 }
+int64_t gclock_fresh(void);
 /* mclock: mp's time of its last switch while still fresh, else the clock. */
 static inline int64_t mclock(struct m *mp)
 {
 	int64_t c = mp ? mp->clock : 0;
-	return likely(c) ? c : gclock();
+	return likely(c) ? c : gclock_fresh();
 }
 /* task_count: adds n to a per-task counter (a field of struct task_pcount): in
  * the slot of pp, the caller's own P, with a plain store; in the shared slot

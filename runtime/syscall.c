@@ -100,7 +100,9 @@ void exitsyscall(void)
 	struct m *mp = gp->m;
 	struct p *oldp = mp->oldp;
 	mp->oldp = NULL;
-	gp->waitsince = gclock(); /* a run slice starts (or ends at once in exitsyscall0) */
+	/* a run slice starts (or ends at once in exitsyscall0); fresh: every P
+	 * may have been idle meanwhile, sysmon asleep */
+	gp->waitsince = gclock_fresh();
 	uint32_t want = P_SYSCALL;
 	if (likely(oldp && atomic_compare_exchange_strong_explicit(&oldp->status, &want, P_RUNNING,
 								   memory_order_acq_rel, memory_order_relaxed))) {
