@@ -1775,7 +1775,14 @@ void runtime_stop(void)
 	 * running (a loop without calls gets no scheduling point otherwise), and
 	 * nothing it looks at may be freed under it. */
 	sysmon_stop();
-	for (struct m *mp = sched.allm, *next; mp; mp = next) {
+	/* Threads outside the runtime (stats.c's readers, trace.c's collector,
+	 * which outlives it) walk allm and allp under sched.lock and allgs under
+	 * allglock: each list leaves under its lock before it is freed. */
+	lock(&sched.lock);
+	struct m *allm = sched.allm;
+	sched.allm = NULL;
+	unlock(&sched.lock);
+	for (struct m *mp = allm, *next; mp; mp = next) {
 		next = mp->alllink;
 		pthread_join((pthread_t)mp->thread, NULL);
 		if (mp->g0->fiber != mp->tsan_fiber0)
@@ -1783,19 +1790,25 @@ void runtime_stop(void)
 		free(mp->g0);
 		free(mp);
 	}
-	for (struct g *gp = allgs, *next; gp; gp = next) {
+	lock(&allglock);
+	struct g *gs = allgs;
+	allgs = NULL;
+	allglen = 0;
+	unlock(&allglock);
+	for (struct g *gp = gs, *next; gp; gp = next) {
 		next = gp->alllink;
 		fiber_destroy(gp);
 		free(gp);
 	}
-	allgs = NULL;
-	allglen = 0;
-	for (int i = 0; i < gomaxprocs; i++) {
-		timers_destroy_p(allp[i]);
-		free(allp[i]);
-	}
-	free(allp);
+	lock(&sched.lock);
+	struct p **ps = allp;
 	allp = NULL;
+	unlock(&sched.lock);
+	for (int i = 0; i < gomaxprocs; i++) {
+		timers_destroy_p(ps[i]);
+		free(ps[i]);
+	}
+	free(ps);
 	signals_fini();
 	netpoll_fini();
 	stack_shutdown();

@@ -32,6 +32,10 @@ void sched_stats_read(struct sched_stats *ret, int32_t *runq, int nrunq)
 	/* Go's schedtrace holds sched.lock for the whole line, so that the counts
 	 * agree with each other (an M moving from idle to spinning is seen once). */
 	lock(&sched.lock);
+	if (!allp) { /* runtime_stop took it away: stopping */
+		unlock(&sched.lock);
+		return;
+	}
 	ret->gomaxprocs = gomaxprocs;
 	ret->idleprocs = atomic_load(&sched.npidle);
 	ret->threads = sched.nmlive;
@@ -104,6 +108,10 @@ __attribute__((no_sanitize("thread"))) int procs_snapshot(struct pinfo **ret_p, 
 	size_t np = 0, nm = 0;
 	if (runtime_started()) {
 		lock(&sched.lock);
+		if (!allp) { /* runtime_stop took it away: stopping */
+			unlock(&sched.lock);
+			goto out;
+		}
 		size_t mcap = (size_t)sched.mnext + 1;
 		pv = calloc((size_t)gomaxprocs, sizeof(*pv));
 		mv = calloc(mcap, sizeof(*mv));
@@ -152,6 +160,7 @@ __attribute__((no_sanitize("thread"))) int procs_snapshot(struct pinfo **ret_p, 
 		}
 		unlock(&sched.lock);
 	}
+out:
 	*ret_p = pv;
 	*ret_np = np;
 	*ret_m = mv;
