@@ -1,4 +1,4 @@
-/* runtime/netpoll.c: io_uring rings, one per M, and where an idle M waits for io completions, timers and new work. */
+/* runtime/netpoll.c: io_uring rings, one per P, and where an idle M waits for io completions, timers and new work. */
 
 /*
  * Blocking io without blocking threads
@@ -20,8 +20,10 @@
  *   - when the oldest has waited 20 us (SUBMIT_DELAY_NS; schedule() looks at
  *     the clock every 8th round through netpoll_schedule, so a P busy with
  *     runnable goroutines still starts its io promptly),
- *   - before the P is handed off or goes idle (handoffp, findrunnable): a queued
- *     request must never sit on a P that nobody runs.
+ *   - before the P is handed off or goes idle (handoffp, findrunnable), and
+ *     before its goroutine blocks the thread in a system call
+ *     (netpoll_entersyscall): a queued request must never sit on a P that
+ *     nobody runs, nor wait behind a call that may block.
  * Each ring's submission queue has a lock (pio.sqlock), but it is per P and
  * uncontended: only the P's own M takes it, except io_cancel_g and a handoff
  * from sysmon. There is no global lock on the submission path.
@@ -58,23 +60,40 @@
  * eventfd per ring (io_uring_register_eventfd): the ring fd is pollable already,
  * and an eventfd costs a write per completion batch. Why not a wait ring with
  * IORING_OP_POLL_ADD on each P's ring fd: it is epoll with more steps, and the
- * fallback needs the epoll set anyway. Why not IORING_SETUP_SINGLE_ISSUER /
- * DEFER_TASKRUN: a P moves between threads, and those flags bind a ring to one.
- * Why not COOP_TASKRUN: the kernel would then wait for the submitting thread to
- * enter the kernel before posting some completions, and that thread may be
- * asleep in stopm.
+ * fallback needs the epoll set anyway. Why not COOP_TASKRUN: the kernel would
+ * then wait for the submitting thread to enter the kernel before posting some
+ * completions, and that thread may be asleep in stopm.
  *
  * What this costs, measured (HTTP keep-alive under wrk, 2 CPUs): a socket
  * completion is posted by task work on the thread that submitted the request.
  * When that thread sleeps in stopm while another M is the one in epoll_wait,
  * one completion costs two wakeups (the submitter's, then the poller's),
- * where Go's epoll costs one; at 8 connections we measured ~0.6 wakeups per
- * request against Go's ~0.2. Spinning the idle M on the rings before it
- * sleeps was tried and lost (it burns the CPU the client needs). The fix is
- * structural: a ring per M with SINGLE_ISSUER|DEFER_TASKRUN, and idle Ms
- * parked in io_uring_enter on their own ring (woken by IORING_OP_MSG_RING)
- * instead of on a futex, so the thread that waits is the one that submitted.
- * That changes how Ms park (proc.c, lock_futex.c), not just this file.
+ * where Go's epoll costs one. Spinning the idle M on the rings before it
+ * sleeps was tried and lost (it burns the CPU the client needs).
+ *
+ * A ring per M, tried and measured (commit 2743989, reverted): each M owned
+ * its ring, an idle M slept in io_uring_enter(GETEVENTS) on it (so the task
+ * work of its own requests woke it directly) and was woken for new work
+ * through an eventfd its ring polled; an M woken by its own completions took
+ * an idle P itself; rings of Ms in a system call were armed in the epoll set.
+ * All tests passed, but under the same wrk load it made more wakeups, not
+ * fewer (0.27-0.43 voluntary switches per request against 0.17-0.25 for the
+ * rings per P, Go 0.23-0.26) and more CPU per request (4.7-7.3 us against
+ * 3.9-5.3 us): the connections' requests spread over both Ms' rings, so a
+ * burst from the client woke both Ms where one poller served it, and every
+ * completion for a running M cost it an IPI. Waiting for a batch
+ * (io_uring_getevents_arg's min_wait) did worse still. DEFER_TASKRUN (with
+ * SINGLE_ISSUER) on top would drop the IPIs but was not adopted: its
+ * completions are posted only when the owner enters io_uring_enter, so every
+ * request of an M blocked in a system call (gort_printf is one) would wait
+ * for that call to end, and a cancellation would have to be sent to the owner
+ * rather than submitted by the canceller. The rings stay per P.
+ *
+ * What paid instead: socket writes go out with one send(MSG_DONTWAIT) and no
+ * ring request when the socket takes them whole (io.c), which also drops the
+ * fcntl(F_GETFL) that every write paid; gort_close is close(2) (the ring
+ * posted a close's completion before the file's last reference went, so a
+ * goroutine resumed on another M could still see the peer open).
  *
  * The kernel's side, and three consequences:
  *   - A socket or pipe request that has to wait is armed on the file's wait
@@ -105,11 +124,8 @@
  */
 
 #include <liburing.h>
-#include <poll.h>
 #include <sched.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <sys/syscall.h>
 #include <valgrind/memcheck.h>
 
 #include "netpoll.h"
@@ -119,30 +135,16 @@
 #define SUBMIT_BATCH 32
 #define SUBMIT_DELAY_NS 20000
 #define STALE_NS 10000000
-#define MAX_RINGS 4096
-/* user_data of the requests that are not a goroutine's: the low three bits
- * (an ioreq is 8-aligned) say which, the rest is the ring's owner generation */
-#define UD_TAGMASK 7u
-#define UD_WAKE 1u                   /* the owner's wake eventfd, multishot poll */
-#define UD_EPOLL 2u                  /* the epoll set (breaks, fallback readiness), one shot */
 /* A request that could not be queued (ring full and the kernel refusing more):
  * not an errno, never returned to callers. */
 #define RES_NOSQE (-0x10000)
 
-/* One M's ring. Written by its M, by reapers (the completion side) and by
- * io_cancel_g (under sqlock). Never freed while the runtime runs: an exiting
- * M's ring waits on a free list for the next M that needs one. */
+/* One P's ring. Written by the P's M, by reapers (the completion side) and by
+ * io_cancel_g (under sqlock). */
 struct pio {
 	struct io_uring ring;
 	bool ringok;                 /* ring set up (NETPOLL_URING) */
 	int32_t idx;
-	int wakefd;                  /* eventfd that wakes the owner parked in its ring */
-	struct m *owner;             /* the M it belongs to, NULL on the free list (np.lock) */
-	struct pio *nextfree;        /* np.free (np.lock) */
-	_Atomic uint64_t gen;        /* owner generation, in UD_WAKE/UD_EPOLL user_data */
-	_Atomic bool wakearmed;      /* a multishot poll on wakefd is armed for this owner */
-	_Atomic bool epollarmed;     /* a poll on the epoll set is armed for this owner */
-	_Atomic uint32_t parked;     /* the owner sleeps (or is about to) in this ring: wake it via wakefd */
 	/* submission side, under sqlock */
 	struct mutex sqlock;
 	_Atomic uint32_t nqueued;    /* prepared, not yet consumed by the kernel */
@@ -150,9 +152,9 @@ struct pio {
 	_Atomic uint32_t qrounds;    /* schedule() rounds since then (the P's M only) */
 	/* completion side */
 	_Atomic uint32_t reaping;    /* a reaper is in this ring's completion queue */
-	_Atomic int64_t inflight;    /* prepared, completion not yet reaped (seq_cst: netpoll_waiters) */
+	_Atomic int64_t inflight;    /* prepared, completion not yet reaped */
 	/* counters (netpoll_stats) */
-	_Atomic uint64_t submitted, enters, completions, fallbacks, fdwaits, cancels, resubmits, waits;
+	_Atomic uint64_t submitted, enters, completions, fallbacks, fdwaits, cancels, resubmits;
 	/* netpoll_if_stale's view (sysmon's thread only) */
 	unsigned stalehead;
 	int64_t stalesince;
@@ -160,12 +162,8 @@ struct pio {
 
 static struct {
 	int mode;                    /* enum netpoll_mode */
-	struct pio *_Atomic rings[MAX_RINGS]; /* every ring ever made, in creation order */
-	_Atomic int32_t nrings;
-	struct mutex lock;           /* ring creation and the free list */
-	struct pio *free;            /* rings no M owns */
-	_Atomic bool epollready;     /* a UD_EPOLL poll fired: someone must epoll_wait(0) */
-	_Atomic int32_t inhand;      /* reapers off the Ms' count holding readied Gs (netpoll_waiters) */
+	struct pio **rings;          /* one per P, by P id; netpoll's own copy of allp[i]->io */
+	int32_t nrings;
 	bool has[IOOP_COUNT];        /* the ring serves this op */
 	bool has_linktimeout;
 	uint32_t fallback_ops;
@@ -185,81 +183,8 @@ static inline void counter_add(_Atomic uint64_t *c, uint64_t n)
 static struct pio *curpio(void)
 {
 	struct g *gp = getg();
-	return gp ? __atomic_load_n(&gp->m->io, __ATOMIC_RELAXED) : NULL;
-}
-
-static int ring_setup(struct pio *io);
-static int ring_submit_locked(struct pio *io);
-static void queued_one(struct pio *io);
-
-static inline int32_t nrings(void)
-{
-	return atomic_load_explicit(&np.nrings, memory_order_acquire);
-}
-
-static inline struct pio *ringat(int32_t i)
-{
-	return atomic_load_explicit(&np.rings[i], memory_order_relaxed);
-}
-
-/* A new ring, registered in np.rings; NULL if the kernel or memory refuse. */
-static struct pio *ring_new(void)
-{
-	if (nrings() >= MAX_RINGS)
-		return NULL;
-	struct pio *io = aligned_alloc(64, sizeof(*io));
-	if (!io)
-		return NULL;
-	memset(io, 0, sizeof(*io));
-	io->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (io->wakefd < 0 || ring_setup(io) < 0) {
-		if (io->wakefd >= 0)
-			close(io->wakefd);
-		free(io);
-		return NULL;
-	}
-	lock(&np.lock);
-	int32_t n = atomic_load_explicit(&np.nrings, memory_order_relaxed);
-	if (n >= MAX_RINGS || netpoll_epoll_add_ring(io->ring.ring_fd, (uint32_t)n, false) < 0) {
-		unlock(&np.lock);
-		io_uring_queue_exit(&io->ring);
-		close(io->wakefd);
-		free(io);
-		return NULL;
-	}
-	io->idx = n;
-	atomic_store_explicit(&np.rings[n], io, memory_order_relaxed);
-	atomic_store_explicit(&np.nrings, n + 1, memory_order_release);
-	unlock(&np.lock);
-	return io;
-}
-
-/* mp's ring, made (or taken from the free list) on first use; NULL if none can
- * be had (the caller's io takes the fallback path). On mp's own thread. */
-static struct pio *m_ring(struct m *mp)
-{
-	struct pio *io = mp->io;
-	if (likely(io) || np.mode != NETPOLL_URING)
-		return io;
-	lock(&np.lock);
-	io = np.free;
-	if (io)
-		np.free = io->nextfree;
-	unlock(&np.lock);
-	if (!io && !(io = ring_new()))
-		return NULL;
-	lock(&np.lock);
-	io->owner = mp;
-	io->nextfree = NULL;
-	unlock(&np.lock);
-	/* polls armed by a previous owner die with its thread: arm anew */
-	atomic_fetch_add_explicit(&io->gen, 1, memory_order_relaxed);
-	atomic_store_explicit(&io->wakearmed, false, memory_order_relaxed);
-	atomic_store_explicit(&io->epollarmed, false, memory_order_relaxed);
-	atomic_store_explicit(&io->parked, 0, memory_order_relaxed);
-	/* wakers read it without a lock (netpoll_mwake) */
-	__atomic_store_n(&mp->io, io, __ATOMIC_RELEASE);
-	return io;
+	struct p *pp = gp ? gp->m->p : NULL;
+	return pp ? pp->io : NULL;
 }
 
 /* ---- completions ---- */
@@ -294,20 +219,6 @@ static void cqe_handle(struct pio *io, const struct io_uring_cqe *cqe, struct gq
 	uint64_t ud = cqe->user_data;
 	if (ud == 0)
 		return; /* a cancellation's or a linked timeout's own completion */
-	if (ud & UD_TAGMASK) {
-		/* the owner's own polls: they only had to wake it; a poll that
-		 * ended (not MORE) is armed again by the owner when it next waits,
-		 * unless it belonged to a previous owner */
-		bool cur = (ud >> 3) == (atomic_load_explicit(&io->gen, memory_order_relaxed) & (UINT64_MAX >> 3));
-		if ((ud & UD_TAGMASK) == UD_EPOLL) {
-			atomic_store_explicit(&np.epollready, true, memory_order_relaxed);
-			if (cur)
-				atomic_store_explicit(&io->epollarmed, false, memory_order_relaxed);
-		} else if (cur && !(cqe->flags & IORING_CQE_F_MORE)) {
-			atomic_store_explicit(&io->wakearmed, false, memory_order_relaxed);
-		}
-		return;
-	}
 	struct ioreq *req = (struct ioreq *)(uintptr_t)ud;
 	(void)atomic_load_explicit(&req->published, memory_order_acquire);
 	req->res = cqe->res;
@@ -343,17 +254,16 @@ static int ring_reap(struct pio *io, struct gqueue *ret)
 	return n;
 }
 
-void netpoll_ring_ready(uint32_t idx, struct gqueue *ret)
-{
-	if ((int32_t)idx < nrings())
-		ring_reap(ringat((int32_t)idx), ret);
-}
-
 static void reap_all(struct gqueue *ret)
 {
-	int32_t n = nrings();
-	for (int32_t i = 0; i < n; i++)
-		ring_reap(ringat(i), ret);
+	for (int32_t i = 0; i < np.nrings; i++)
+		ring_reap(np.rings[i], ret);
+}
+
+void netpoll_ring_ready(uint32_t idx, struct gqueue *ret)
+{
+	if (idx < (uint32_t)np.nrings)
+		ring_reap(np.rings[idx], ret);
 }
 
 /* Makes a queue of Gs readied by netpoll_ready runnable, from any thread. */
@@ -394,8 +304,7 @@ static void queued_one(struct pio *io)
 
 void netpoll_flush(struct p *pp)
 {
-	(void)pp; /* the requests are on the calling M's ring, whatever P it holds */
-	struct pio *io = curpio();
+	struct pio *io = pp->io;
 	if (!io || atomic_load_explicit(&io->nqueued, memory_order_relaxed) == 0)
 		return;
 	lock(&io->sqlock);
@@ -414,9 +323,24 @@ void netpoll_flush(struct p *pp)
 	unlock(&io->sqlock);
 }
 
+void netpoll_entersyscall(void)
+{
+	struct g *gp = getg();
+	if (gp && gp->m->p)
+		netpoll_flush(gp->m->p);
+}
+
+uint64_t netpoll_queued(void)
+{
+	uint64_t n = 0;
+	for (int32_t i = 0; i < np.nrings; i++)
+		n += atomic_load_explicit(&np.rings[i]->nqueued, memory_order_relaxed);
+	return n;
+}
+
 void netpoll_schedule(struct p *pp)
 {
-	struct pio *io = curpio();
+	struct pio *io = pp->io;
 	if (!io)
 		return;
 	if (atomic_load_explicit(&io->nqueued, memory_order_relaxed) != 0) {
@@ -486,15 +410,10 @@ static void prep(struct io_uring_sqe *sqe, struct ioreq *req)
 static bool uring_park(struct g *gp, void *arg)
 {
 	struct ioreq *req = arg;
-	struct pio *io = m_ring(getg()->m);
+	struct pio *io = getg()->m->p->io;
 	bool timeout = req->op == IOOP_POLL && req->deadline != 0;
 	unsigned need = timeout ? 2 : 1;
 
-	if (!io) {
-		/* moved to an M that cannot get a ring: try again elsewhere */
-		req->res = RES_NOSQE;
-		return false;
-	}
 	req->ring = io;
 	lock(&io->sqlock);
 	if (io_uring_sq_space_left(&io->ring) < need) {
@@ -534,10 +453,7 @@ static bool uring_park(struct g *gp, void *arg)
 
 bool netpoll_uring_has(enum ioop op)
 {
-	if (np.mode != NETPOLL_URING || !np.has[op])
-		return false;
-	struct g *gp = getg();
-	return gp && m_ring(gp->m) != NULL;
+	return np.mode == NETPOLL_URING && np.has[op];
 }
 
 /* Under valgrind: the kernel wrote these bytes asynchronously, where memcheck
@@ -606,64 +522,6 @@ int32_t netpoll_uring_do(struct ioreq *req, enum waitreason why)
 
 /* ---- the idle M's wait ---- */
 
-/* Blocks the owner in io_uring_enter on its own ring until a completion is
- * there (its requests', its wake eventfd's, the epoll set's if armed) or delay
- * ns pass (delay < 0: no limit). Arms the wake poll (and, with epoll, the poll
- * on the epoll set) first and submits whatever is queued. On the owner's
- * thread, without a P; its task work (the kernel completing its requests) runs
- * inside the wait, so its own completions wake it directly. */
-static void ring_wait(struct pio *io, int64_t delay, bool epoll)
-{
-	uint64_t gen = atomic_load_explicit(&io->gen, memory_order_relaxed) << 3;
-	lock(&io->sqlock);
-	if (!atomic_load_explicit(&io->wakearmed, memory_order_relaxed) && io_uring_sq_space_left(&io->ring) >= 1) {
-		struct io_uring_sqe *sqe = io_uring_get_sqe(&io->ring);
-		io_uring_prep_poll_multishot(sqe, io->wakefd, POLLIN);
-		io_uring_sqe_set_data64(sqe, gen | UD_WAKE);
-		atomic_store_explicit(&io->wakearmed, true, memory_order_relaxed);
-		queued_one(io);
-	}
-	if (epoll && !atomic_load_explicit(&io->epollarmed, memory_order_relaxed) &&
-	    io_uring_sq_space_left(&io->ring) >= 1) {
-		struct io_uring_sqe *sqe = io_uring_get_sqe(&io->ring);
-		io_uring_prep_poll_add(sqe, netpoll_epoll_fd(), POLLIN);
-		io_uring_sqe_set_data64(sqe, gen | UD_EPOLL);
-		atomic_store_explicit(&io->epollarmed, true, memory_order_relaxed);
-		queued_one(io);
-	}
-	ring_submit_locked(io); /* a failure leaves them queued: the wait returns at once below */
-	unlock(&io->sqlock);
-	if (atomic_load_explicit(&io->nqueued, memory_order_relaxed) != 0 || cq_nonempty(io))
-		return;
-	struct __kernel_timespec ts;
-	struct io_uring_getevents_arg arg = { 0 };
-	unsigned flags = IORING_ENTER_GETEVENTS;
-	void *argp = NULL;
-	size_t argsz = 0;
-	if (delay >= 0) {
-		ts.tv_sec = delay / 1000000000;
-		ts.tv_nsec = delay % 1000000000;
-		arg.ts = (uint64_t)(uintptr_t)&ts;
-		flags |= IORING_ENTER_EXT_ARG;
-		argp = &arg;
-		argsz = sizeof arg;
-	}
-	counter_add(&io->waits, 1);
-	/* -ETIME at the timeout, -EINTR for a signal: either way, back to the caller */
-	(void)syscall(__NR_io_uring_enter, io->ring.ring_fd, 0, 1, flags, argp, argsz);
-}
-
-/* The epoll set may have something (a break, fallback readiness): drains it
- * into ret. Returns whether it had anything. */
-static bool epoll_drain(struct gqueue *ret)
-{
-	if (atomic_exchange_explicit(&np.epollready, false, memory_order_relaxed) || netpoll_epoll_waiters() > 0) {
-		atomic_fetch_add_explicit(&np.epollwaits, 1, memory_order_relaxed);
-		return netpoll_epoll_wait(0, ret);
-	}
-	return false;
-}
-
 void netpoll(int64_t delay, struct gqueue *ret)
 {
 	if (np.mode == NETPOLL_OFF)
@@ -671,27 +529,14 @@ void netpoll(int64_t delay, struct gqueue *ret)
 	reap_all(ret);
 	if (ret->head)
 		delay = 0; /* found work: do not sleep */
-	struct g *gp = getg();
-	struct pio *io = np.mode == NETPOLL_URING && delay != 0 && gp ? m_ring(gp->m) : NULL;
-	if (!io) {
-		/* the fallback, or an M without a ring: the epoll set alone */
-		if (delay != 0 || netpoll_epoll_waiters() > 0) {
-			atomic_fetch_add_explicit(&np.epollwaits, 1, memory_order_relaxed);
-			netpoll_epoll_wait(delay, ret);
-			if (delay != 0 && !ret->head)
-				reap_all(ret);
-		}
-		return;
+	if (delay != 0 || netpoll_epoll_waiters() > 0) {
+		atomic_fetch_add_explicit(&np.epollwaits, 1, memory_order_relaxed);
+		netpoll_epoll_wait(delay, ret);
+		/* Woken by task work on this thread (epoll_wait's EINTR): the kernel
+		 * just completed requests this M submitted, before epoll saw them. */
+		if (delay != 0 && !ret->head)
+			reap_all(ret);
 	}
-	/* Ring mode: this M sleeps in its own ring, which also polls the epoll
-	 * set (netpoll_break, readiness waiters of ops the ring lacks). */
-	/* a break drained here was meant to end this very wait (a new earliest
-	 * timer): back to findrunnable, which looks at the timers again */
-	if (epoll_drain(ret) || ret->head)
-		return;
-	ring_wait(io, delay, true);
-	ring_reap(io, ret);
-	epoll_drain(ret);
 }
 
 void netpoll_break(void)
@@ -700,123 +545,20 @@ void netpoll_break(void)
 		netpoll_epoll_break();
 }
 
-bool netpoll_mpark(struct m *mp, bool (*takep)(struct m *mp, struct gqueue *q))
-{
-	struct pio *io = np.mode == NETPOLL_URING ? mp->io : NULL;
-	if (!io) {
-		notesleep(&mp->park);
-		return true;
-	}
-	for (;;) {
-		/* Dekker with netpoll_mwake: parked before the note is read here,
-		 * the note set before parked is read there (both seq_cst) */
-		atomic_store(&io->parked, 1);
-		if (atomic_load(&mp->park.key) != 0)
-			break;
-		ring_wait(io, -1, false);
-		atomic_store(&io->parked, 0);
-		/* Gs in hand: this M counts as idle, so netpoll_waiters must
-		 * keep checkdead from calling it a deadlock until they are queued
-		 * (inhand rises before their inflight falls) */
-		atomic_fetch_add(&np.inhand, 1);
-		struct gqueue q = { 0 };
-		ring_reap(io, &q);
-		bool noted = atomic_load(&mp->park.key) != 0;
-		bool took = false;
-		if (q.head && !noted)
-			took = takep(mp, &q); /* q handed on either way */
-		else
-			injectglist(&q);
-		atomic_fetch_sub(&np.inhand, 1);
-		if (took)
-			return false;
-		if (noted)
-			break;
-	}
-	atomic_store(&io->parked, 0);
-	return true;
-}
-
-void netpoll_mwake(struct m *mp)
-{
-	struct pio *io = np.mode == NETPOLL_URING ? __atomic_load_n(&mp->io, __ATOMIC_ACQUIRE) : NULL;
-	if (!io) {
-		notewakeup(&mp->park);
-		return;
-	}
-	if (atomic_exchange(&mp->park.key, 1) != 0)
-		throw("netpoll_mwake: double wakeup");
-	if (atomic_load(&io->parked)) {
-		uint64_t one = 1;
-		while (write(io->wakefd, &one, sizeof one) < 0 && errno == EINTR)
-			;
-	} else {
-		futexwakeup(&mp->park.key, 1);
-	}
-}
-
-/* io's owner is about to stop reaping it (a system call, its end) while
- * requests are in flight: the epoll set reports its completions to the idle M
- * in netpoll instead (once). */
-static void ring_orphan(struct pio *io)
-{
-	if (atomic_load_explicit(&io->inflight, memory_order_relaxed) > 0)
-		netpoll_epoll_arm_ring(io->ring.ring_fd, (uint32_t)io->idx);
-}
-
-uint64_t netpoll_queued(void)
-{
-	uint64_t n = 0;
-	for (int32_t i = 0; i < nrings(); i++)
-		n += atomic_load_explicit(&ringat(i)->nqueued, memory_order_relaxed);
-	return n;
-}
-
-void netpoll_entersyscall(void)
-{
-	struct pio *io = curpio();
-	if (!io)
-		return;
-	netpoll_flush(NULL);
-	ring_orphan(io);
-}
-
-void netpoll_mexit(struct m *mp)
-{
-	struct pio *io = mp->io;
-	if (!io)
-		return;
-	/* queued requests go to the kernel now; it cancels them with the rest of
-	 * this thread's as the thread ends, and their goroutines submit them
-	 * again (netpoll_uring_do) wherever they run next */
-	netpoll_flush(NULL);
-	ring_orphan(io);
-	__atomic_store_n(&mp->io, NULL, __ATOMIC_RELEASE);
-	lock(&np.lock);
-	io->owner = NULL;
-	io->nextfree = np.free;
-	np.free = io;
-	unlock(&np.lock);
-}
-
 bool netpoll_pending(void)
 {
-	int32_t n = nrings();
-	for (int32_t i = 0; i < n; i++)
-		if (cq_nonempty(ringat(i)))
+	for (int32_t i = 0; i < np.nrings; i++)
+		if (np.rings[i]->ringok && cq_nonempty(np.rings[i]))
 			return true;
-	return atomic_load_explicit(&np.epollready, memory_order_relaxed) ||
-	       (netpoll_epoll_waiters() > 0 && atomic_load(&sched.lastpoll) != 0);
+	return netpoll_epoll_waiters() > 0 && atomic_load(&sched.lastpoll) != 0;
 }
 
 bool netpoll_waiters(void)
 {
-	int32_t n = nrings();
-	for (int32_t i = 0; i < n; i++)
-		if (atomic_load(&ringat(i)->inflight) > 0)
+	for (int32_t i = 0; i < np.nrings; i++)
+		if (atomic_load_explicit(&np.rings[i]->inflight, memory_order_relaxed) > 0)
 			return true;
-	/* after the inflight counts: see netpoll_mpark */
-	return atomic_load(&np.inhand) > 0 || netpoll_epoll_waiters() > 0;
+	return netpoll_epoll_waiters() > 0;
 }
 
 /* Stale means: a ring has had completions waiting, its head unmoved, for 10 ms;
@@ -829,9 +571,10 @@ void netpoll_if_stale(void)
 		return;
 	int64_t now = nanotime();
 	bool stale = false;
-	int32_t n = nrings();
-	for (int32_t i = 0; i < n; i++) {
-		struct pio *io = ringat(i);
+	for (int32_t i = 0; i < np.nrings; i++) {
+		struct pio *io = np.rings[i];
+		if (!io->ringok)
+			continue;
 		unsigned head = __atomic_load_n(io->ring.cq.khead, __ATOMIC_RELAXED);
 		if (!cq_nonempty(io) || head != io->stalehead) {
 			io->stalehead = head;
@@ -851,11 +594,9 @@ void netpoll_if_stale(void)
 	}
 	if (stale) {
 		struct gqueue q = { 0 };
-		atomic_fetch_add(&np.inhand, 1);
 		netpoll(0, &q);
 		counter_add(&np.stalereaps, 1);
 		ready_queue(&q);
-		atomic_fetch_sub(&np.inhand, 1);
 	}
 	atomic_store(&np.staleguard, 0);
 }
@@ -953,9 +694,8 @@ static int ring_setup(struct pio *io)
 	if (r < 0)
 		return r;
 	/* NODROP: completions beyond the queue are kept, not lost (5.5);
-	 * RW_CUR_POS: offset -1 means the file position, as read(2) (5.6);
-	 * EXT_ARG: a wait with a timeout (the idle M's, 5.11). */
-	unsigned need = IORING_FEAT_NODROP | IORING_FEAT_RW_CUR_POS | IORING_FEAT_EXT_ARG;
+	 * RW_CUR_POS: offset -1 means the file position, as read(2) (5.6). */
+	unsigned need = IORING_FEAT_NODROP | IORING_FEAT_RW_CUR_POS;
 	if ((p.features & need) != need) {
 		io_uring_queue_exit(&io->ring);
 		return -EOPNOTSUPP;
@@ -966,30 +706,25 @@ static int ring_setup(struct pio *io)
 
 static void rings_teardown(void)
 {
-	int32_t n = nrings();
-	for (int32_t i = 0; i < n; i++) {
-		struct pio *io = ringat(i);
+	for (int32_t i = 0; i < np.nrings; i++) {
+		struct pio *io = np.rings[i];
 		if (io->ringok)
 			io_uring_queue_exit(&io->ring);
 		io->ringok = false;
-		close(io->wakefd);
-		free(io);
-		atomic_store_explicit(&np.rings[i], NULL, memory_order_relaxed);
 	}
-	atomic_store(&np.nrings, 0);
-	np.free = NULL;
 }
 
-/* Makes the first ring (on the free list for the first M that does io) and
- * probes the kernel's ops with it; 0, or -errno and no rings. */
+/* Sets up every P's ring and probes the kernel's ops; 0, or -errno and no rings. */
 static int rings_init(void)
 {
-	struct pio *io = ring_new();
-	if (!io)
-		return -EOPNOTSUPP;
-	io->nextfree = NULL;
-	np.free = io;
-	struct io_uring_probe *probe = io_uring_get_probe_ring(&io->ring);
+	for (int32_t i = 0; i < np.nrings; i++) {
+		int r = ring_setup(np.rings[i]);
+		if (r < 0) {
+			rings_teardown();
+			return r;
+		}
+	}
+	struct io_uring_probe *probe = io_uring_get_probe_ring(&np.rings[0]->ring);
 	if (!probe) {
 		rings_teardown(); /* before 5.6: too old for the ops we need */
 		return -EOPNOTSUPP;
@@ -1008,6 +743,13 @@ static int rings_init(void)
 			np.fallback_ops |= 1u << op;
 	}
 	io_uring_free_probe(probe);
+	for (int32_t i = 0; i < np.nrings; i++) {
+		int r = netpoll_epoll_add_ring(np.rings[i]->ring.ring_fd, (uint32_t)i);
+		if (r < 0) {
+			rings_teardown();
+			return r;
+		}
+	}
 	return 0;
 }
 
@@ -1017,8 +759,19 @@ void netpoll_init(void)
 	int r = netpoll_epoll_init();
 	if (r < 0)
 		throw("netpoll_init: cannot create the epoll set");
-	for (int32_t i = 0; i < gomaxprocs; i++)
-		allp[i]->io = NULL; /* rings are the Ms' (m->io) */
+	np.rings = calloc((size_t)gomaxprocs, sizeof(*np.rings));
+	if (!np.rings)
+		throw("netpoll_init: out of memory");
+	for (int32_t i = 0; i < gomaxprocs; i++) {
+		struct pio *io = aligned_alloc(64, sizeof(*io));
+		if (!io)
+			throw("netpoll_init: out of memory");
+		memset(io, 0, sizeof(*io));
+		io->idx = i;
+		np.rings[i] = io;
+		allp[i]->io = io;
+	}
+	np.nrings = gomaxprocs;
 	np.mode = NETPOLL_EPOLL;
 	const char *env = getenv("GORT_NO_URING");
 	if (env && *env && strcmp(env, "0") != 0)
@@ -1036,11 +789,9 @@ void netpoll_fini(void)
 	atomic_store(&np.closing, true);
 	/* Every M is gone; goroutines still parked in io are abandoned. Cancel
 	 * their requests and wait (boundedly) for the kernel to let go of their
-	 * buffers before the stacks are unmapped. (Their submitters' exits
-	 * cancelled most already.) */
-	int32_t n = nrings();
-	for (int32_t i = 0; i < n; i++) {
-		struct pio *io = ringat(i);
+	 * buffers before the stacks are unmapped. */
+	for (int32_t i = 0; i < np.nrings; i++) {
+		struct pio *io = np.rings[i];
 		if (!io->ringok)
 			continue;
 		lock(&io->sqlock);
@@ -1064,7 +815,7 @@ void netpoll_fini(void)
 				continue;
 			unsigned head, cnt = 0;
 			io_uring_for_each_cqe(&io->ring, head, cqe) {
-				if (cqe->user_data && !(cqe->user_data & UD_TAGMASK))
+				if (cqe->user_data)
 					atomic_fetch_sub(&io->inflight, 1);
 				cnt++;
 			}
@@ -1072,6 +823,9 @@ void netpoll_fini(void)
 		}
 	}
 	rings_teardown();
+	for (int32_t i = 0; i < np.nrings; i++)
+		free(np.rings[i]);
+	free(np.rings);
 	netpoll_epoll_fini();
 	memset(&np, 0, sizeof np);
 }
@@ -1097,9 +851,8 @@ void netpoll_stats_read(struct netpoll_stats *ret)
 	if (np.mode == NETPOLL_OFF)
 		return;
 	ret->fallback_ops = np.mode == NETPOLL_URING ? np.fallback_ops : 0;
-	int32_t n = nrings();
-	for (int32_t i = 0; i < n; i++) {
-		struct pio *io = ringat(i);
+	for (int32_t i = 0; i < np.nrings; i++) {
+		struct pio *io = np.rings[i];
 		ret->submitted += atomic_load_explicit(&io->submitted, memory_order_relaxed);
 		ret->enters += atomic_load_explicit(&io->enters, memory_order_relaxed);
 		ret->completions += atomic_load_explicit(&io->completions, memory_order_relaxed);

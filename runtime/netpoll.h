@@ -83,6 +83,11 @@ bool netpoll_uring_has(enum ioop op);
  * The caller's buffers must stay valid until it returns, which they do: the G is
  * parked until the completion has arrived. From a goroutine only. */
 int32_t netpoll_uring_do(struct ioreq *req, enum waitreason why);
+/* netpoll_queued: requests prepared in any ring and not yet handed to the
+ * kernel (tests). */
+uint64_t netpoll_queued(void);
+/* netpoll_ring_ready: the epoll poller saw ring idx readable: reaps it into ret. */
+void netpoll_ring_ready(uint32_t idx, struct gqueue *ret);
 /* netpoll_ready: gp's io finished: clears gp->iowait (waiting out a pinning
  * io_cancel_g) and queues gp, still waiting, on ret for the caller to make runnable. */
 void netpoll_ready(struct g *gp, struct gqueue *ret);
@@ -101,20 +106,8 @@ void netpoll_count_fdwait(void);
 /* netpoll_epoll_init: the epoll set and its wakeup eventfd. 0 or -errno. */
 int netpoll_epoll_init(void);
 void netpoll_epoll_fini(void);
-/* netpoll_epoll_fd: the epoll set's fd (an idle M's ring polls it); can't fail
- * once netpoll_epoll_init succeeded. */
-int netpoll_epoll_fd(void);
-/* netpoll_epoll_add_ring: ring idx's fd joins the set, disarmed unless armed;
- * netpoll_epoll_arm_ring arms it for one readiness report (its completion queue
- * not empty): for a ring whose owner cannot reap it (in a system call, gone).
- * 0 or -errno. */
-int netpoll_epoll_add_ring(int ringfd, uint32_t idx, bool armed);
-int netpoll_epoll_arm_ring(int ringfd, uint32_t idx);
-/* netpoll_queued: requests prepared in any ring and not yet handed to the
- * kernel (tests). */
-uint64_t netpoll_queued(void);
-/* netpoll_ring_ready: the epoll set reported ring idx: reaps it into ret. */
-void netpoll_ring_ready(uint32_t idx, struct gqueue *ret);
+/* netpoll_epoll_add_ring: ring idx's fd joins the wait set (readable: completions). */
+int netpoll_epoll_add_ring(int ringfd, uint32_t idx);
 /* netpoll_epoll_wait: waits up to delay ns (<0: forever, 0: not at all) for
  * readiness, ring completions or netpoll_epoll_break; readies what it finds into
  * ret. Returns whether anything woke it (false: timeout). */

@@ -1,4 +1,4 @@
-/* runtime/netpoll_epoll.c: the central epoll wait set (wakeup eventfd, rings nobody waits on) and the readiness fallback for sockets and pipes. */
+/* runtime/netpoll_epoll.c: the central epoll wait set (rings, wakeup eventfd) and the readiness fallback for sockets and pipes. */
 
 /*
  * One epoll set serves two purposes.
@@ -113,21 +113,10 @@ void netpoll_epoll_fini(void)
 	}
 }
 
-int netpoll_epoll_fd(void)
+int netpoll_epoll_add_ring(int ringfd, uint32_t idx)
 {
-	return epfd;
-}
-
-int netpoll_epoll_add_ring(int ringfd, uint32_t idx, bool armed)
-{
-	struct epoll_event ev = { .events = armed ? EPOLLIN | EPOLLONESHOT : 0, .data.u64 = TAG_RING | idx };
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = TAG_RING | idx };
 	return epoll_ctl(epfd, EPOLL_CTL_ADD, ringfd, &ev) < 0 ? -errno : 0;
-}
-
-int netpoll_epoll_arm_ring(int ringfd, uint32_t idx)
-{
-	struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT, .data.u64 = TAG_RING | idx };
-	return epoll_ctl(epfd, EPOLL_CTL_MOD, ringfd, &ev) < 0 ? -errno : 0;
 }
 
 int64_t netpoll_epoll_waiters(void)

@@ -759,7 +759,6 @@ static void mexit(struct m *mp)
 	unlock(&sched.lock);
 	if (last && atomic_load(&sched.stopping))
 		notewakeup(&sched.mexitnote);
-	netpoll_mexit(mp);
 	fiber_exit_m(mp);
 	__builtin_longjmp(mp->exitbuf, 1);
 }
@@ -783,57 +782,13 @@ static void checkdead(void)
 	task_checkdead();
 }
 
-/* Makes q's Gs (readied by netpoll, still waiting) runnable on pp's queue. */
-static void runqputlist(struct p *pp, struct gqueue *q)
-{
-	bool more = q->head && q->head->schedlink;
-	struct g *gp;
-	while ((gp = gqueue_pop(q))) {
-		casgstatus(gp, G_WAITING, G_RUNNABLE);
-		runqput(pp, gp, false);
-	}
-	if (more)
-		wakep();
-}
-
-/* mtakep: idle mp (in mpark) was woken by its own io ring with q, goroutines
- * whose requests it had submitted, before anyone handed it a P: it runs them
- * itself (one wakeup, not two) if it is still on the idle list and a P is idle:
- * true, mp holds that P with q on its queue. Else q goes to the global queue
- * (false, q emptied) and mp sleeps on. */
-static bool mtakep(struct m *mp, struct gqueue *q)
-{
-	struct p *pp = NULL;
-	lock(&sched.lock);
-	if (!mp->idlelocked && !mp->nextp && !atomic_load(&sched.stopping) && sched.pidle) {
-		struct m **link = &sched.midle;
-		while (*link && *link != mp)
-			link = &(*link)->schedlink;
-		if (*link) {
-			*link = mp->schedlink;
-			sched.nmidle--;
-			pp = pidleget();
-		}
-	}
-	unlock(&sched.lock);
-	if (!pp) {
-		injectglist(q);
-		*q = (struct gqueue){ 0 };
-		return false;
-	}
-	acquirep(pp);
-	runqputlist(pp, q);
-	return true;
-}
-
 /* mpark: sleep on mp's note until whoever wakes it has handed it a P in
  * mp->nextp (startm, startlockedm), then take that P; woken without one, the
  * runtime is stopping and the M exits. */
 static void mpark(struct m *mp)
 {
 	mp->clock = 0; /* stale once it has slept */
-	if (!netpoll_mpark(mp, mtakep))
-		return; /* it took a P for goroutines its own io ring readied */
+	notesleep(&mp->park);
 	noteclear(&mp->park);
 	if (!mp->nextp) {
 		if (atomic_load(&sched.stopping))
@@ -898,7 +853,7 @@ static void startm(struct p *pp, bool spinning)
 		throw("startm: m is spinning or has a p");
 	nmp->spinning = spinning;
 	nmp->nextp = pp;
-	netpoll_mwake(nmp);
+	notewakeup(&nmp->park);
 }
 
 /* handoffp: pp's M is going away (syscall, locked G, exit); give pp to whoever
@@ -1020,7 +975,7 @@ static void startlockedm(struct g *gp)
 	}
 	mp->nextp = pp;
 	unlock(&sched.lock);
-	netpoll_mwake(mp);
+	notewakeup(&mp->park);
 	stopm();
 }
 
@@ -1756,7 +1711,7 @@ void runtime_stop(void)
 	noteclear(&sched.mexitnote);
 	bool none = sched.nmlive == 0;
 	for (struct m *mp = sched.midle; mp; mp = mp->schedlink)
-		netpoll_mwake(mp);
+		notewakeup(&mp->park);
 	sched.midle = NULL;
 	sched.nmidle = 0;
 	/* Ms asleep with their locked G parked are not on midle. */
@@ -1764,7 +1719,7 @@ void runtime_stop(void)
 		if (mp->idlelocked) {
 			mp->idlelocked = false;
 			sched.nmidlelocked--;
-			netpoll_mwake(mp);
+			notewakeup(&mp->park);
 		}
 	}
 	unlock(&sched.lock);

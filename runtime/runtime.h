@@ -158,7 +158,6 @@ struct m {
 	bool exiting;            /* runtime shutting down or locked G exited: leave */
 	bool idlelocked;         /* asleep in stoplockedm (sched.lock) */
 	struct note park;
-	struct pio *io;          /* netpoll.c: its io_uring ring (made on first use), or NULL */
 	struct m *schedlink;     /* idle M list */
 	struct m *alllink;
 	struct g *lockedg;       /* lockOSThread: the G locked to this M */
@@ -561,23 +560,9 @@ void netpoll_fini(void);
 void netpoll(int64_t delay, struct gqueue *ret);
 /* Wakes the M blocked in netpoll, if any. */
 void netpoll_break(void);
-/* netpoll_mpark: an idle M's sleep (mpark) until its park note is set: on its
- * io_uring ring if it has one, so that completions of requests it submitted
- * wake it directly, else on the note's futex. Gs its ring readies meanwhile go
- * to takep(mp, q), which either gives mp a P and queues them there (true: then
- * netpoll_mpark returns false, mp runs) or hands them on (false: mp sleeps on).
- * Returns true once the note is set. Can't fail. */
-bool netpoll_mpark(struct m *mp, bool (*takep)(struct m *mp, struct gqueue *q));
-/* netpoll_mwake: notewakeup(&mp->park) for an M that may sleep in
- * netpoll_mpark: sets the note and wakes it where it sleeps. One waker per
- * sleep, as notewakeup. */
-void netpoll_mwake(struct m *mp);
-/* netpoll_mexit: mp (the caller's M) is ending its thread: submits what it
- * queued and gives its ring to the free list for the next M. */
-void netpoll_mexit(struct m *mp);
-/* netpoll_entersyscall: the calling goroutine's M is about to block in a
- * system call: submits the requests its ring queued, and has the idle M in
- * netpoll reap the ring meanwhile if any are in flight. Can't fail. */
+/* netpoll_entersyscall: the calling goroutine is about to block its thread in a
+ * system call: the requests its P's ring queued go to the kernel now, not
+ * after the call. Can't fail. */
 void netpoll_entersyscall(void);
 /* Cheap checks for findrunnable: completions may be ready / Gs wait on io. */
 bool netpoll_pending(void);
