@@ -221,11 +221,19 @@ bool netpoll_epoll_wait(int64_t delay, struct gqueue *ret)
 	if (delay <= 0) {
 		n = epoll_wait(epfd, evs, ARRAY_SIZE(evs), delay < 0 ? -1 : 0);
 	} else {
+		/* before 5.11 (and under valgrind, which warns at every call): no
+		 * epoll_pwait2; asked once, then millisecond timeouts, rounded up */
+		static _Atomic bool no_pwait2;
 		struct timespec ts = { delay / 1000000000, delay % 1000000000 };
-		n = epoll_pwait2(epfd, evs, ARRAY_SIZE(evs), &ts, NULL);
-		if (n < 0 && errno == ENOSYS) /* before 5.11: millisecond timeouts, rounded up */
+		n = -1;
+		errno = ENOSYS;
+		if (!atomic_load_explicit(&no_pwait2, memory_order_relaxed))
+			n = epoll_pwait2(epfd, evs, ARRAY_SIZE(evs), &ts, NULL);
+		if (n < 0 && errno == ENOSYS) {
+			atomic_store_explicit(&no_pwait2, true, memory_order_relaxed);
 			n = epoll_wait(epfd, evs, ARRAY_SIZE(evs),
 				       delay > (int64_t)INT32_MAX * 1000000 ? INT32_MAX : (int)((delay + 999999) / 1000000));
+		}
 	}
 	if (n < 0) {
 		/* EINTR: a signal, or io_uring running task work on this thread */
