@@ -107,7 +107,7 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
-#include <valgrind/valgrind.h>
+#include <valgrind/memcheck.h>
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
 #endif
@@ -1292,6 +1292,17 @@ static void park_m(struct g *gp)
  * (which runs there: unlockf, a futex wake, trace and accounting hooks). */
 #define PARK_DIRECT_ROOM 8192
 
+/* valgrind: memcheck keeps only the 128 bytes below a stack's last sp
+ * addressable, and mswitch lands below next's (its saved context, then
+ * 128 bytes, then the call): make the landing addressable, as if next's own
+ * code had gone that deep (it is dead stack: next is ours and not running). */
+static bool on_valgrind;
+static inline void mswitch_landing(struct g *next)
+{
+	if (unlikely(on_valgrind))
+		VALGRIND_MAKE_MEM_UNDEFINED(next->sched.sp - 1024, 1024 - 128);
+}
+
 /* gopark's direct switch: the G in mp's runnext if nothing else is due before
  * it would run (what schedule() checks first: the global queue's 61st tick,
  * timers, io completions on the 61st tick, locked threads), taken out of
@@ -1369,6 +1380,7 @@ void gopark(bool (*unlockf)(struct g *gp, void *arg), void *arg, enum waitreason
 #ifndef GORT_FIBER_HOOKS
 	struct g *next = park_direct_next(mp);
 	if (next) {
+		mswitch_landing(next);
 		mswitch(next, park_direct_m);
 		return;
 	}
@@ -1622,6 +1634,7 @@ __attribute__((noreturn, used)) void goexit1(void)
 #ifndef GORT_FIBER_HOOKS
 	struct g *next = exit_direct_next(gp->m);
 	if (next) {
+		mswitch_landing(next);
 		mswitch(next, goexit_direct_m);
 		__builtin_unreachable(); /* gp is dead: never resumed */
 	}
@@ -1658,6 +1671,9 @@ int runtime_start(int procs, size_t stacksize)
 {
 	if (atomic_load(&started))
 		return -EBUSY;
+#ifndef GORT_FIBER_HOOKS
+	on_valgrind = RUNNING_ON_VALGRIND;
+#endif
 	if (procs <= 0) {
 		const char *env = getenv("GORTMAXPROCS");
 		if (env && *env) {
