@@ -1828,7 +1828,16 @@ static int run_remote(const char *host, int argc, char **argv)
 		return EXIT_DAEMON;
 	int n = 0;
 	sv[n++] = "ssh";
-	sv[n++] = "-T";
+	/* top draws on a terminal: the remote side gets one (ours) */
+	const char *cmd = NULL;
+	for (int i = 0; i < argc && !cmd; i++) {
+		if (strcmp(argv[i], "--socket") == 0)
+			i++;
+		else if (argv[i][0] != '-')
+			cmd = argv[i];
+	}
+	bool tty = cmd && strcmp(cmd, "top") == 0 && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
+	sv[n++] = tty ? "-t" : "-T";
 	sv[n++] = "-o";
 	sv[n++] = "BatchMode=yes";
 	sv[n++] = "--";

@@ -768,6 +768,40 @@ START_TEST(test_top_in_tmux)
 }
 END_TEST
 
+/* gortctl -H HOST top: ssh is asked for a terminal (-t) when gortctl has one,
+ * else -T as for every other command (and the remote top refuses). */
+START_TEST(test_top_remote_asks_ssh_for_a_tty)
+{
+	char path[160], log[160];
+	snprintf(path, sizeof path, "%s/ssh", D.dir);
+	snprintf(log, sizeof log, "%s/ssh.args", D.dir);
+	FILE *f = fopen(path, "we");
+	fprintf(f, "#!/bin/sh\necho \"$1 $5 $6 $7\" >> '%s'\n", log);
+	fclose(f);
+	chmod(path, 0755);
+	char srv[48];
+	snprintf(srv, sizeof srv, "gort-ssh-%d", (int)getpid());
+	ck_assert_int_eq(sh("tmux -L %s -f /dev/null new-session -d -s top -x 100 -y 30 "
+			    "'PATH=%s:$PATH %s -H me@far top; sleep 60'",
+			    srv, D.dir, GORTCTL),
+			 0);
+	int64_t deadline = mono_ns() + 30 * 1000000000LL;
+	while (access(log, F_OK) != 0) {
+		ck_assert_msg(mono_ns() < deadline, "gortctl -H never ran ssh");
+		sleep_ms(50);
+	}
+	sh("tmux -L %s kill-server", srv);
+	ck_assert_int_eq(sh("PATH=%s:$PATH %s -H me@far top </dev/null >/dev/null", D.dir, GORTCTL), 0);
+	ck_assert_int_eq(sh("PATH=%s:$PATH %s -H me@far --socket /x ps 3 </dev/null >/dev/null", D.dir, GORTCTL), 0);
+	f = fopen(log, "re");
+	char buf[512] = "";
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	ck_assert_str_eq(buf, "-t me@far gortctl 'top'\n-T me@far gortctl 'top'\n-T me@far gortctl '--socket'\n");
+}
+END_TEST
+
 START_TEST(test_views_bad_input)
 {
 	char *out, *err;
@@ -872,6 +906,7 @@ static Suite *views_suite(void)
 	tcase_add_test(tc, test_prometheus_checker_rejects);
 	tcase_add_test(tc, test_prometheus_output_parses);
 	tcase_add_test(tc, test_top_in_tmux);
+	tcase_add_test(tc, test_top_remote_asks_ssh_for_a_tty);
 	tcase_add_test(tc, test_views_bad_input);
 	suite_add_tcase(s, tc);
 	return s;
