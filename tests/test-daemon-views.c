@@ -265,6 +265,25 @@ static void wait_task(struct gortclient *c, uint64_t id)
 	gort__v1__reply__free_unpacked(reply, NULL);
 }
 
+/* CPU time the kernel has charged process pid (all its threads), in ns. */
+static int64_t proc_cpu_ns(pid_t pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "re");
+	ck_assert_ptr_nonnull(f);
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* fields after the command's closing parenthesis: state is field 3,
+	 * utime 14, stime 15 */
+	char *p = strrchr(buf, ')');
+	ck_assert_ptr_nonnull(p);
+	unsigned long long ut = 0, st = 0;
+	ck_assert_int_eq(sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st), 2);
+	return (int64_t)((ut + st) * (1000000000ULL / (unsigned long long)sysconf(_SC_CLK_TCK)));
+}
+
 START_TEST(test_stats_per_task)
 {
 	struct gortclient *c = client(&D);
@@ -335,6 +354,22 @@ START_TEST(test_stats_per_task)
 		ck_assert_msg(mono_ns() < deadline, "the spinner's CPU time does not grow");
 		sleep_ms(50);
 	}
+
+	/* against the kernel's account: over a second, the task's CPU time (its
+	 * run slices) covers what gortd's threads used, most of which is the
+	 * spinner's (a slice is wall time: it also counts time the kernel gave
+	 * other processes), and stays within 2 Ps' worth */
+	reply = stats_of(c);
+	int64_t task0 = stats_task(reply->stats, spinid)->cpu_ns, proc0 = proc_cpu_ns(D.pid), wall0 = mono_ns();
+	gort__v1__reply__free_unpacked(reply, NULL);
+	sleep_ms(1000);
+	reply = stats_of(c);
+	int64_t task1 = stats_task(reply->stats, spinid)->cpu_ns, proc1 = proc_cpu_ns(D.pid), wall1 = mono_ns();
+	gort__v1__reply__free_unpacked(reply, NULL);
+	int64_t dtask = task1 - task0, dproc = proc1 - proc0, dwall = wall1 - wall0;
+	ck_assert_msg(dtask >= dproc * 6 / 10 - 50000000 && dtask <= 2 * dwall + 50000000,
+		      "task CPU +%lld ns, gortd's CPU +%lld ns, wall %lld ns", (long long)dtask, (long long)dproc,
+		      (long long)dwall);
 
 	/* gortctl stats: Go's schedtrace line, a line per P and M, the table */
 	char *out, *err;
