@@ -7,27 +7,35 @@
 #include "runtime.h"
 
 /*
- * mutex: key is 0 (unlocked) or 1 (locked); nsleep counts the threads that may
- * be asleep on key. lock takes the lock with one exchange; unlock is a plain
- * release store followed by a plain load of nsleep: no locked instruction, so
- * unlocking does not wait for the store buffer to drain (that wait was a fifth
- * of a channel hand-off). A plain store followed by a load is not ordered on
- * any CPU (store->load), so a locker about to sleep could miss the unlock and
- * the unlocker miss the sleeper -- unless the sleeper forces the order for both:
- * after counting itself in nsleep it calls membarrier(PRIVATE_EXPEDITED), which
- * runs a full barrier on every running thread of the process (a descheduled
- * one passes one when it is switched in), and only then looks at key again.
- * Wherever that barrier falls in an unlocker's program order, either its store
- * of 0 comes before it (then the sleeper's next exchange sees 0 and takes the
- * lock) or its load of nsleep comes after it (then it sees the sleeper and
- * wakes it). nsleep stays counted until the sleeper has the lock, so one
- * membarrier covers every later unlock too. It is the asymmetric Dekker
- * pattern of userspace RCU and of the JVM's biased locks: the rare side (a
- * lock contended long enough to sleep: after spinning and yielding) pays an
- * inter-processor interrupt so the common side pays nothing.
+ * mutex: key is 0 (unlocked) or 1 (locked). lock takes it with one exchange;
+ * unlock is a plain release store followed by a plain load of a sleeper count:
+ * no locked instruction, so unlocking does not wait for the store buffer to
+ * drain (that wait was a fifth of a channel hand-off). A plain store followed
+ * by a load is not ordered on any CPU (store->load), so a locker about to sleep
+ * could miss the unlock and the unlocker miss the sleeper -- unless the sleeper
+ * forces the order for both: after counting itself it calls
+ * membarrier(PRIVATE_EXPEDITED), which runs a full barrier on every running
+ * thread of the process (a descheduled one passes one when it is switched in),
+ * and only then looks at key again. Wherever that barrier falls in an
+ * unlocker's program order, either its store of 0 comes before it (then the
+ * sleeper's next exchange sees 0 and takes the lock) or its load of the count
+ * comes after it (then it sees the sleeper and wakes it). The count stays up
+ * until the sleeper has the lock, so one membarrier covers every later unlock
+ * too. It is the asymmetric Dekker pattern of userspace RCU and of the JVM's
+ * biased locks: the rare side (a lock contended long enough to sleep: after
+ * spinning and yielding) pays an inter-processor interrupt so the common side
+ * pays nothing.
  *
- * Without membarrier (kernel < 4.14, seccomp, valgrind), unlock exchanges key
- * instead: a full barrier of its own, which orders the load of nsleep.
+ * The count is not in the lock: an unlocker reads it after its store, when
+ * another thread may already have taken the lock and freed the object that
+ * holds it (a channel closed by one goroutine and freed by another). The counts
+ * live in a static table indexed by a hash of the lock's address, so that read
+ * is always of live memory; a count raised by another lock of the same slot
+ * costs a spurious futex wake (sleepers recheck; a wake on memory freed since is
+ * harmless, and its EFAULT if unmapped is ignored).
+ *
+ * Without membarrier (kernel < 4.14, seccomp), unlock exchanges key instead: a
+ * full barrier of its own, which orders the load of the count.
  */
 #define ACTIVE_SPIN 4
 #define ACTIVE_SPIN_CNT 30
@@ -37,6 +45,14 @@
 #define MEMBARRIER_CMD_PRIVATE_EXPEDITED (1 << 3)
 #define MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED (1 << 4)
 #endif
+
+#define LOCK_SLOTS 256
+static _Atomic uint32_t lock_sleepers[LOCK_SLOTS];
+
+static inline _Atomic uint32_t *lock_sleepers_of(struct mutex *l)
+{
+	return &lock_sleepers[((uintptr_t)l * 0x9e3779b97f4a7c15ULL) >> 56];
+}
 
 /* set once, before main (a constructor): whether sleepers can use membarrier */
 static bool lock_plain_unlock;
@@ -94,12 +110,13 @@ void lock(struct mutex *l)
 	}
 	/* sleep: count ourselves, make every unlocker see that (the essay), then
 	 * sleep whenever it is still taken */
-	atomic_fetch_add_explicit(&l->nsleep, 1, memory_order_seq_cst);
+	_Atomic uint32_t *nsleep = lock_sleepers_of(l);
+	atomic_fetch_add_explicit(nsleep, 1, memory_order_seq_cst);
 	if (lock_plain_unlock && syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) < 0)
 		throw("lock: membarrier failed");
 	while (atomic_exchange_explicit(&l->key, 1, memory_order_acquire) != 0)
 		futexsleep(&l->key, 1, -1);
-	atomic_fetch_sub_explicit(&l->nsleep, 1, memory_order_relaxed);
+	atomic_fetch_sub_explicit(nsleep, 1, memory_order_relaxed);
 }
 
 /* unlock: releases l, taken by this thread, and wakes a sleeper if there is one. */
@@ -109,14 +126,15 @@ void unlock(struct mutex *l)
 		if (unlikely(atomic_load_explicit(&l->key, memory_order_relaxed) == 0))
 			throw("unlock of unlocked lock");
 		atomic_store_explicit(&l->key, 0, memory_order_release);
-		/* the load of nsleep stays after the store in the code the CPU runs:
-		 * membarrier orders them only at an instruction boundary */
+		/* the load of the count stays after the store in the code the CPU
+		 * runs: membarrier orders them only at an instruction boundary */
 		atomic_signal_fence(memory_order_seq_cst);
 	} else if (unlikely(atomic_exchange_explicit(&l->key, 0, memory_order_seq_cst) == 0)) {
 		throw("unlock of unlocked lock");
 	}
-	if (unlikely(atomic_load_explicit(&l->nsleep, memory_order_relaxed) != 0))
-		futexwakeup(&l->key, 1);
+	/* l may be freed by now: only its address is used below */
+	if (unlikely(atomic_load_explicit(lock_sleepers_of(l), memory_order_relaxed) != 0))
+		(void)syscall(SYS_futex, &l->key, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 
 	struct g *gp = getg();
 	if (gp && --gp->m->locks < 0)

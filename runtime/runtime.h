@@ -42,7 +42,7 @@ static inline void procyield(int n)
  * mutex: a futex lock for runtime-internal state; holding one pins the goroutine to
  * its M (m->locks), so it may not park or be preempted while holding it.
  * note: a one-shot wakeup for one sleeping M, as Go's note. */
-struct mutex { _Atomic uint32_t key, nsleep; };
+struct mutex { _Atomic uint32_t key; };
 struct note { _Atomic uint32_t key; };
 void lock(struct mutex *l);
 void unlock(struct mutex *l);
