@@ -763,31 +763,37 @@ START_TEST(test_code_range_errors)
 	/* no limit: hundreds of ranges, nested and overlapping, looked up as the
 	 * handler does, then removed in another order */
 	enum { NR = 300 };
+	/* addresses no code can be at (valgrind, for one, loads the program at
+	 * 0x108000): a reservation of our own */
+	void *res = mmap(NULL, NR * 0x100 + 0x1000, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ck_assert(res != MAP_FAILED);
+	const uintptr_t B = (uintptr_t)res;
 	for (uintptr_t i = 0; i < NR; i++)
-		assert_ok(preempt_code_add(0x100000 + i * 0x100, 0x100000 + i * 0x100 + 0x10));
-	assert_ok(preempt_code_add(0x100000, 0x100000 + NR * 0x100)); /* around them all */
-	assert_ok(preempt_code_add(0x100000 + 5 * 0x100 + 4, 0x100000 + 5 * 0x100 + 8)); /* inside one */
+		assert_ok(preempt_code_add(B + i * 0x100, B + i * 0x100 + 0x10));
+	assert_ok(preempt_code_add(B, B + NR * 0x100)); /* around them all */
+	assert_ok(preempt_code_add(B + 5 * 0x100 + 4, B + 5 * 0x100 + 8)); /* inside one */
 	for (uintptr_t i = 0; i < NR; i++) {
-		ck_assert(preempt_code_contains(0x100000 + i * 0x100));
-		ck_assert(preempt_code_contains(0x100000 + i * 0x100 + 0x80)); /* the big one */
+		ck_assert(preempt_code_contains(B + i * 0x100));
+		ck_assert(preempt_code_contains(B + i * 0x100 + 0x80)); /* the big one */
 	}
-	ck_assert(!preempt_code_contains(0x100000 - 1));
-	ck_assert(!preempt_code_contains(0x100000 + NR * 0x100));
-	assert_ok(preempt_code_remove(0x100000, 0x100000 + NR * 0x100));
-	ck_assert(!preempt_code_contains(0x100000 + 7 * 0x100 + 0x80)); /* a gap again */
-	ck_assert(preempt_code_contains(0x100000 + 5 * 0x100 + 6));
+	ck_assert(!preempt_code_contains(B - 1));
+	ck_assert(!preempt_code_contains(B + NR * 0x100));
+	assert_ok(preempt_code_remove(B, B + NR * 0x100));
+	ck_assert(!preempt_code_contains(B + 7 * 0x100 + 0x80)); /* a gap again */
+	ck_assert(preempt_code_contains(B + 5 * 0x100 + 6));
 	for (uintptr_t i = NR; i-- > 0;)
 		if (i % 2)
-			assert_ok(preempt_code_remove(0x100000 + i * 0x100, 0x100000 + i * 0x100 + 0x10));
-	ck_assert(!preempt_code_contains(0x100000 + 3 * 0x100));
-	ck_assert(preempt_code_contains(0x100000 + 4 * 0x100));
+			assert_ok(preempt_code_remove(B + i * 0x100, B + i * 0x100 + 0x10));
+	ck_assert(!preempt_code_contains(B + 3 * 0x100));
+	ck_assert(preempt_code_contains(B + 4 * 0x100));
 	for (uintptr_t i = 0; i < NR; i++)
 		if (i % 2 == 0)
-			assert_ok(preempt_code_remove(0x100000 + i * 0x100, 0x100000 + i * 0x100 + 0x10));
-	ck_assert(preempt_code_contains(0x100000 + 5 * 0x100 + 6)); /* the nested one stays */
-	assert_ok(preempt_code_remove(0x100000 + 5 * 0x100 + 4, 0x100000 + 5 * 0x100 + 8));
-	ck_assert(!preempt_code_contains(0x100000 + 5 * 0x100 + 6));
-	ck_assert_int_eq(preempt_code_remove(0x100000, 0x100010), -ENOENT);
+			assert_ok(preempt_code_remove(B + i * 0x100, B + i * 0x100 + 0x10));
+	ck_assert(preempt_code_contains(B + 5 * 0x100 + 6)); /* the nested one stays */
+	assert_ok(preempt_code_remove(B + 5 * 0x100 + 4, B + 5 * 0x100 + 8));
+	ck_assert(!preempt_code_contains(B + 5 * 0x100 + 6));
+	ck_assert_int_eq(preempt_code_remove(B, 0x100010), -ENOENT);
+	munmap(res, NR * 0x100 + 0x1000);
 	/* the runtime's own code never counts */
 	ck_assert(!preempt_code_contains((uintptr_t)gort_yield));
 	assert_ok(preempt_code_add(0x1000, 0x2000));
