@@ -255,13 +255,11 @@ inline void switched_to_g0(struct g *gp)
 
 static struct g *malg(size_t stacksize)
 {
-	/* cache-line aligned: the fields the switch path touches fill the first
-	 * three lines, and no two Gs (run by different Ms) share one */
-	size_t gsize = (sizeof(struct g) + 63) & ~(size_t)63;
-	struct g *gp = aligned_alloc(64, gsize);
+	/* calloc, not cache-line aligned: glibc's aligned allocations cost a
+	 * million parked goroutines 0.2 KiB of RSS each (measured: 4.37 vs 4.17) */
+	struct g *gp = calloc(1, sizeof(*gp));
 	if (!gp)
 		return NULL;
-	memset(gp, 0, gsize);
 	if (stacksize) {
 		struct stackalloc st;
 		if (stackalloc(stacksize, &st) < 0) {
