@@ -52,11 +52,9 @@
  * leaves g0's calls (fn, schedule, execute, gogo) on the CPU's return stack
  * buffer, so each return of the resumed goroutine's frames was mispredicted;
  * mswitch's only unbalanced call is the leaving G's own call from gopark, the
- * return address the resumed G pops when it parked the same way. goexit does
- * the same with the G schedule() would take next from the local queue
- * (exit_direct_next, goexit_direct_m): the dead G's bookkeeping runs on the
- * next G's stack, after it switched away from its own for good. Off under the
- * sanitizers (their fiber hooks follow g0).
+ * return address the resumed G pops when it parked the same way. Off under the
+ * sanitizers (their fiber hooks follow g0). (The same switch for goexit, to the
+ * next G of the local queue, was measured and dropped: no gain on spawn.)
  *
  * Finding work (findrunnable): the P's runnext and local queue; the global
  * queue (first, every 61st schedtick, so that a pair of goroutines readying
@@ -1534,10 +1532,7 @@ struct g *newproc(gort_fn fn, void *arg, struct task *t, size_t stacksize, int *
 	return newg;
 }
 
-/* goexit0's bookkeeping, also goexit's direct switch's: gp, just switched
- * out for good, is dead and on its P's free list. Returns whether it was locked
- * to its thread. */
-static bool gdestroy(struct g *gp)
+static void goexit0(struct g *gp)
 {
 	struct m *mp = gp->m;
 	switched_to_g0(gp);
@@ -1562,62 +1557,13 @@ static bool gdestroy(struct g *gp)
 	gfput(mp->p, gp);
 	if (t)
 		task_goexit(t, mp->p);
-	return locked;
-}
-
-static void goexit0(struct g *gp)
-{
-	struct m *mp = gp->m;
-	if (gdestroy(gp)) {
+	if (locked) {
 		/* The G may have left its thread in an unusual kernel state: kill
 		 * the thread rather than returning it to the pool (the seed). */
 		mexit(mp);
 	}
 	schedule();
 }
-
-#ifndef GORT_FIBER_HOOKS
-/* goexit's direct switch (the essay's, as gopark's): the G schedule() would
- * run next, taken off the local queue, if nothing else is due first and
- * neither side is locked to a thread; NULL otherwise. */
-static inline struct g *exit_direct_next(struct m *mp)
-{
-	struct p *pp = mp->p;
-	if (mp->lockedg || pp->schedtick % 61 == 0 ||
-	    atomic_load_explicit(&pp->timer0when, memory_order_relaxed) != 0)
-		return NULL;
-	bool inherit;
-	struct g *next = runqget(pp, &inherit);
-	if (!next)
-		return NULL;
-	if (unlikely(next->lockedm || next->sched.sp - next->stacklo < PARK_DIRECT_ROOM)) {
-		runqput(pp, next, true); /* still the next to run */
-		return NULL;
-	}
-	if (!inherit)
-		pp->schedtick++; /* execute's, done here: park_direct_m-style prep inherits */
-	return next;
-}
-
-/* mswitch's fn for goexit1: goexit0 and execute(next) on next's stack. */
-static struct g *goexit_direct_m(struct g *gp, struct g *next)
-{
-	struct m *mp = gp->m;
-	struct p *pp = mp->p;
-	gdestroy(gp); /* not locked: exit_direct_next checked */
-	if (mp->locks)
-		throw("schedule: holding locks");
-	struct task *t = next->task;
-	if (unlikely(t && atomic_load_explicit(&t->exited, memory_order_relaxed))) {
-		runqput(pp, next, true);
-		g0call(schedule);
-	}
-	netpoll_schedule(pp);
-	execute_prep(mp, next, true);
-	errno = next->goerrno;
-	return next;
-}
-#endif
 
 /* arch/: mcall from g0 (a runtime bug: g0 has nowhere to switch to). */
 __attribute__((noreturn, used)) void badmcall(void)
@@ -1629,14 +1575,6 @@ __attribute__((noreturn, used)) void badmcall(void)
 __attribute__((noreturn, used)) void goexit1(void)
 {
 	struct g *gp = getg();
-#ifndef GORT_FIBER_HOOKS
-	struct g *next = exit_direct_next(gp->m);
-	if (next) {
-		mswitch_landing(next);
-		mswitch(next, goexit_direct_m);
-		__builtin_unreachable(); /* gp is dead: never resumed */
-	}
-#endif
 	fiber_switch(gp, gp->m->g0, true);
 	mcall(goexit0);
 	__builtin_unreachable();
