@@ -46,7 +46,9 @@ static struct stream *streams;
 static unsigned nstreams;
 static int timer_fd = -1;
 static bool history_on;     /* kept for the daemon's life */
+static bool history_all;    /* ... with every event (GORTD_EVENT_DETAIL=goroutines) */
 static bool history_streams; /* with no history kept: on while a stream is open */
+static bool streams_detail; /* a listener of every event held while streams are open */
 static struct trace_event batch[EVENTS_BATCH];
 
 static int64_t mono_now(void)
@@ -98,10 +100,20 @@ int events_init(void)
 		log_info("lifecycle events: no history kept (GORTD_EVENT_HISTORY=0)");
 		return timer_fd;
 	}
-	int r = trace_history_enable(n);
+	/* GORTD_EVENT_DETAIL=goroutines: the history keeps goroutine events too,
+	 * always (the scheduler's hooks then write on every switch: see
+	 * docs/OBSERVABILITY.md for the cost); tasks (the default): task starts
+	 * and exits and samples, and goroutine events while a stream is open. */
+	const char *detail = getenv("GORTD_EVENT_DETAIL");
+	if (detail && *detail && strcmp(detail, "tasks") != 0 && strcmp(detail, "goroutines") != 0)
+		log_warning("GORTD_EVENT_DETAIL=%s is neither tasks nor goroutines; keeping tasks", detail);
+	history_all = detail && strcmp(detail, "goroutines") == 0;
+	int r = trace_history_enable(n, history_all);
 	if (r < 0)
 		return log_error_errno(r, "lifecycle events: %m");
 	history_on = true;
+	log_info("lifecycle events: the last %u kept, %s", n,
+		 history_all ? "goroutine events included" : "goroutine events while a stream is open");
 	return timer_fd;
 }
 
@@ -115,7 +127,9 @@ void events_fini(void)
 	nstreams = 0;
 	if (history_on || history_streams)
 		trace_history_disable();
-	history_on = history_streams = false;
+	if (streams_detail)
+		trace_release();
+	history_on = history_streams = streams_detail = false;
 	if (timer_fd >= 0)
 		close(timer_fd);
 	timer_fd = -1;
@@ -215,7 +229,9 @@ static void streams_idle(void)
 	timer_set(false);
 	if (history_streams)
 		trace_history_disable();
-	history_streams = false;
+	if (streams_detail)
+		trace_release();
+	history_streams = streams_detail = false;
 }
 
 void events_poll(void)
@@ -285,14 +301,22 @@ void events_start(struct conn *c, uint64_t id, const Gort__V1__EventsRequest *r)
 		conn_reply_error(c, id, EBUSY, "%u event streams are open already", nstreams);
 		return;
 	}
-	if (!history_on && !history_streams) {
+	if (r->follow && !history_on && !history_streams) {
 		/* events are written from now on, for the streams only */
-		int e = trace_history_enable(EVENTS_HISTORY);
+		int e = trace_history_enable(EVENTS_HISTORY, true);
 		if (e < 0) {
 			conn_reply_error(c, id, -e, "cannot keep events: %s", strerror(-e));
 			return;
 		}
 		history_streams = true;
+	} else if (r->follow && history_on && !history_all && !streams_detail) {
+		/* goroutine events, from now on, while streams are open */
+		int e = trace_acquire();
+		if (e < 0) {
+			conn_reply_error(c, id, -e, "cannot trace: %s", strerror(-e));
+			return;
+		}
+		streams_detail = true;
 	}
 	/* what was written before this request is delivered before we read */
 	trace_flush();

@@ -622,11 +622,14 @@ const char *netpoll_mode_string(int mode);
  * runtime). traceTask: TASK_START/TASK_EXIT with the task's name, its
  * task_status and exit code. */
 extern _Atomic int32_t trace_on;
+extern _Atomic int32_t trace_tasks_on; /* listeners of task events only */
 #ifdef GORT_NO_TRACE /* the overhead benchmark's baseline: every hook compiled out */
 #define traceEnabled() 0
 #else
 #define traceEnabled() unlikely(atomic_load_explicit(&trace_on, memory_order_relaxed) != 0)
 #endif
+#define traceTasksEnabled() \
+	(traceEnabled() || atomic_load_explicit(&trace_tasks_on, memory_order_relaxed) != 0)
 void traceGoCreate(struct g *newg);
 void traceGoStart(struct g *gp);
 void traceGoStop(struct g *gp, int reason);

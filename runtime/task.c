@@ -852,7 +852,7 @@ static void pump_stop(void)
 
 static void task_emit(uint32_t kind, struct task *t)
 {
-	if (traceEnabled())
+	if (traceTasksEnabled())
 		traceTask(kind, t->id, t->life->name, kind == GORT_EV_TASK_EXIT ? t->life->status : 0,
 			  kind == GORT_EV_TASK_EXIT ? t->exit_code : 0);
 }

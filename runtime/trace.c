@@ -74,6 +74,14 @@
 #define SAMPLE_NS   (100 * 1000000LL)
 
 _Atomic int32_t trace_on;
+_Atomic int32_t trace_tasks_on;
+
+/* Anyone listening, to anything: the collector runs rounds. */
+static bool listened(void)
+{
+	return atomic_load(&trace_on) != 0 || atomic_load(&trace_tasks_on) != 0;
+}
+
 int64_t trace_period_ns = 10 * 1000000;
 int64_t trace_holdback_ns = 2 * 1000000;
 
@@ -602,7 +610,7 @@ static void round_once(bool all)
 {
 	int64_t now = nanotime();
 	collect(now);
-	if (atomic_load(&trace_on))
+	if (listened())
 		sample(now);
 	if (npend == 0) {
 		nruns = 0;
@@ -631,7 +639,7 @@ static void *collector(void *arg)
 	uint64_t served = 0;
 	for (;;) {
 		uint64_t req = atomic_load(&flush_req);
-		bool on = atomic_load(&trace_on) != 0;
+		bool on = listened();
 		if (req != served)
 			memset(symcache, 0, sizeof symcache); /* a module may go: forget its names after */
 		round_once(req != served || !on);
@@ -646,13 +654,15 @@ static void *collector(void *arg)
 		atomic_store(&cwake, 0);
 		if (atomic_load(&flush_req) != served)
 			continue;
-		on = atomic_load(&trace_on) != 0;
+		on = listened();
 		futexsleep(&cwake, 0, on || npend ? trace_period_ns : -1);
 	}
 	return NULL;
 }
 
-int trace_acquire(void)
+/* A listener: of every event (all), or of task events only (the scheduler's
+ * hooks stay off: only task starts and exits, and samples, are written). */
+static int add_listener(bool all)
 {
 	pthread_mutex_lock(&tlock);
 	if (!atomic_load(&sbuf)) {
@@ -679,18 +689,29 @@ int trace_acquire(void)
 		pthread_detach(th);
 		collector_started = true;
 	}
-	atomic_fetch_add(&trace_on, 1);
+	atomic_fetch_add(all ? &trace_on : &trace_tasks_on, 1);
 	pthread_mutex_unlock(&tlock);
 	kick();
 	return 0;
 }
 
-void trace_release(void)
+static void drop_listener(bool all)
 {
-	if (atomic_fetch_sub(&trace_on, 1) <= 0)
+	if (atomic_fetch_sub(all ? &trace_on : &trace_tasks_on, 1) <= 0)
 		throw("trace_release: no listener");
 	kick();
 }
+
+int trace_acquire(void)
+{
+	return add_listener(true);
+}
+
+void trace_release(void)
+{
+	drop_listener(true);
+}
+
 
 int trace_subscribe(void (*fn)(const struct trace_event *ev, void *arg), void *arg, struct trace_sub **ret)
 {
@@ -730,7 +751,7 @@ void trace_unsubscribe(struct trace_sub *s)
 
 void trace_flush(void)
 {
-	if (atomic_load(&trace_on) == 0)
+	if (!listened())
 		return;
 	/* the wait blocks the thread: a goroutine lets its P go meanwhile */
 	gort_syscall_enter();
@@ -749,7 +770,9 @@ void trace_flush(void)
 
 /* ---- the history ring ---- */
 
-int trace_history_enable(uint32_t n)
+static bool hall; /* the ring's listener is of every event */
+
+int trace_history_enable(uint32_t n, bool all)
 {
 	uint32_t size = 1;
 	while (size < n && size < (1u << 24))
@@ -766,8 +789,9 @@ int trace_history_enable(uint32_t n)
 	hist = v;
 	hsize = size;
 	hhead = 0;
+	hall = all;
 	pthread_mutex_unlock(&hlock);
-	int r = trace_acquire();
+	int r = add_listener(all);
 	if (r < 0) {
 		pthread_mutex_lock(&hlock);
 		hist = NULL;
@@ -782,13 +806,13 @@ void trace_history_disable(void)
 {
 	pthread_mutex_lock(&hlock);
 	struct trace_event *v = hist;
-	bool was = hsize != 0;
+	bool was = hsize != 0, all = hall;
 	hist = NULL;
 	hsize = 0;
 	pthread_mutex_unlock(&hlock);
 	free(v);
 	if (was)
-		trace_release();
+		drop_listener(all);
 }
 
 int trace_history_read(uint64_t *cursor, struct trace_event *out, int max, uint64_t *ret_missed)
@@ -900,6 +924,6 @@ __attribute__((constructor)) static void trace_env_init(void)
 	struct trace_sub *s;
 	if (strcmp(v, "count") == 0 && trace_subscribe(env_count_fn, NULL, &s) == 0)
 		atexit(env_report);
-	else if (strcmp(v, "history") == 0 && trace_history_enable(65536) == 0)
+	else if (strcmp(v, "history") == 0 && trace_history_enable(65536, true) == 0)
 		atexit(env_report);
 }

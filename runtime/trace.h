@@ -75,9 +75,12 @@ void trace_flush(void);
 
 /* The history ring: the last n events the collector delivered, kept for
  * readers that come later (gortctl events). trace_history_enable: allocates
- * it (n events, rounded up to a power of two) and holds a listener;
- * 0, -EEXIST (already on) or -ENOMEM. trace_history_disable releases both. */
-int trace_history_enable(uint32_t n);
+ * it (n events, rounded up to a power of two) and holds a listener: of every
+ * event (all), or of task starts and exits and samples only, which leaves
+ * the scheduler's hooks off (it then keeps goroutine events only while some
+ * other listener holds them on); 0, -EEXIST (already on) or -ENOMEM.
+ * trace_history_disable releases both. */
+int trace_history_enable(uint32_t n, bool all);
 void trace_history_disable(void);
 /* Reads up to max events after *cursor (0: the oldest still kept) into out and
  * advances *cursor; *ret_missed: events that left the ring before this reader

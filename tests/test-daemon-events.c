@@ -4,15 +4,19 @@
 #include <stdarg.h>
 
 #include "daemonlib.h"
+#include "gort_plugin.h"
 #include "proto/wire.h"
 
 #define TTASK BUILD_DIR "/tests/fixtures/task_trace.so"
 
 static struct daemon D;
 
+/* The suite's daemon keeps goroutine events in its history at all times
+ * (by default it keeps them only while a stream is open: test_default_detail). */
 static void setup(void)
 {
-	daemon_start(&D);
+	char *env[] = { (char *)"GORTD_EVENT_DETAIL=goroutines", NULL };
+	daemon_start_env(&D, env, NULL);
 }
 
 static void teardown(void)
@@ -459,6 +463,78 @@ START_TEST(test_no_history)
 }
 END_TEST
 
+/* ---- the default detail: task events always, goroutine events while a stream is open ---- */
+
+/* trace.listeners of d's stats reaches want (at least 1) or 0 (exactly) within 30 s */
+static void wait_listeners(struct gortclient *c, bool some)
+{
+	int64_t deadline = mono_ns() + 30LL * 1000000000 * SLOWDOWN;
+	for (;;) {
+		Gort__V1__Reply *st = stats_of(c);
+		int32_t n = st->stats->trace->listeners;
+		gort__v1__reply__free_unpacked(st, NULL);
+		if (some ? n >= 1 : n == 0)
+			return;
+		ck_assert_msg(mono_ns() < deadline, "trace listeners stayed %d", n);
+		sleep_ms(10);
+	}
+}
+
+START_TEST(test_default_detail)
+{
+	struct daemon d2;
+	daemon_start(&d2);
+	struct gortclient *c = client(&d2);
+	Gort__V1__Reply *st = stats_of(c);
+	ck_assert_uint_eq(st->stats->trace->history, 65536);
+	gort__v1__reply__free_unpacked(st, NULL);
+	/* nobody streams: the scheduler's hooks are off, task events are kept */
+	wait_listeners(c, false);
+	char *out = NULL, *err = NULL;
+	int code = gortctl(&d2, &out, &err, "submit", "--wait", TTASK, "--", "2", "3", "0");
+	ck_assert_msg(code == 0, "submit: %d %s", code, err);
+	free(out);
+	free(err);
+	ck_assert_int_eq(gortctl(&d2, &out, NULL, "events"), 0);
+	ck_assert_msg(strstr(out, "task_trace.so starts") && strstr(out, "task_trace.so exited, code 0"), "%s", out);
+	ck_assert_msg(!strstr(out, "created by") && !strstr(out, "unblocked by"), "goroutine events: %s", out);
+	free(out);
+
+	/* a stream is open: goroutine events are written, and it sees them */
+	Gort__V1__EventsRequest er = GORT__V1__EVENTS_REQUEST__INIT;
+	er.follow = true;
+	er.live_only = true;
+	er.duration_ms = 60u * 1000u;
+	Gort__V1__Request req = GORT__V1__REQUEST__INIT;
+	req.body_case = GORT__V1__REQUEST__BODY_EVENTS;
+	req.events = &er;
+	int64_t id = gortclient_send(c, &req, NULL, 0);
+	ck_assert_int_gt(id, 0);
+	struct gortclient *c2 = client(&d2);
+	wait_listeners(c2, true);
+	code = gortctl(&d2, NULL, &err, "submit", "--wait", TTASK, "--", "2", "3", "0");
+	ck_assert_msg(code == 0, "submit: %d %s", code, err);
+	free(err);
+	bool creates = false, exited = false;
+	while (!(creates && exited)) {
+		Gort__V1__Reply *reply = NULL;
+		assert_ok(gortclient_recv_id(c, (uint64_t)id, &reply));
+		ck_assert_int_eq(reply->body_case, GORT__V1__REPLY__BODY_EVENTS);
+		ck_assert_msg(!reply->events->end, "the stream ended before the task's events came");
+		for (size_t i = 0; i < reply->events->n_events; i++) {
+			creates |= reply->events->events[i]->kind == GORT_EV_GO_CREATE;
+			exited |= reply->events->events[i]->kind == GORT_EV_TASK_EXIT;
+		}
+		gort__v1__reply__free_unpacked(reply, NULL);
+	}
+	/* the stream's connection goes: the hooks are off again */
+	gortclient_free(c);
+	wait_listeners(c2, false);
+	gortclient_free(c2);
+	daemon_cleanup(&d2);
+}
+END_TEST
+
 static Suite *events_suite(void)
 {
 	Suite *s = suite_create("daemon-events");
@@ -466,6 +542,7 @@ static Suite *events_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 120 * SLOWDOWN);
 	tcase_add_test(tc, test_events_history_task_json);
+	tcase_add_test(tc, test_default_detail);
 	tcase_add_test(tc, test_events_follow);
 	tcase_add_test(tc, test_trace_file);
 	tcase_add_test(tc, test_bad_input);

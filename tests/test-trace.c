@@ -354,8 +354,8 @@ START_TEST(test_history_ring)
 	uint64_t cur = 0, missed = 0;
 	ck_assert_int_eq(trace_history_read(&cur, buf, 64, &missed), -ENODEV);
 	ck_assert_uint_eq(trace_history_now(), 0);
-	assert_ok(trace_history_enable(32));
-	ck_assert_int_eq(trace_history_enable(32), -EEXIST);
+	assert_ok(trace_history_enable(32, true));
+	ck_assert_int_eq(trace_history_enable(32, true), -EEXIST);
 	struct trace_stats st;
 	trace_stats_read(&st);
 	ck_assert_uint_eq(st.history, 32);
