@@ -200,28 +200,6 @@ mswitch:
 	.cfi_endproc
 	.size	mswitch, .-mswitch
 
-/* void g0call(void (*fn)(void)): from code running as g0 (g_tls) on another stack
- * (mswitch's fn), calls fn on g0's own stack, from its top; fn must not return. */
-	.globl	g0call
-	.hidden	g0call
-	.type	g0call, %function
-	.p2align 4
-g0call:
-	.cfi_startproc
-	hint	#34				/* bti c */
-	tlsaddr	x9, x10
-	ldr	x9, [x9]
-	ldr	x10, [x9, #G_SCHED_SP]
-	mov	sp, x10
-	.cfi_def_cfa sp, 0
-	.cfi_undefined x30
-	mov	x29, #0
-	mov	x16, x0
-	blr	x16
-	brk	#0				/* fn returned: a runtime bug */
-	.cfi_endproc
-	.size	g0call, .-g0call
-
 /* A new goroutine's gogo "returns" here with x19 = fn, x20 = arg, x29 = 0 and sp at
  * the top of its stack; fn(arg) is entered with lr at goexit's call to goexit1. */
 	.globl	goentry

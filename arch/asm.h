@@ -44,11 +44,8 @@ void gogo(struct g *gp) __attribute__((noreturn));
 void mcall(void (*fn)(struct g *gp));
 /* Save the current goroutine gp's context as mcall does, then call fn(gp, next) as
  * g0 but on the stack of next (runnable, owned by the caller), and resume the
- * goroutine fn returns (gp or next) as gogo does. */
+ * goroutine fn returns as gogo does. */
 void mswitch(struct g *next, struct g *(*fn)(struct g *gp, struct g *next));
-/* From code running as g0 on a stack not its own (mswitch's fn): call fn on g0's
- * stack, from its top. fn must not return. */
-void g0call(void (*fn)(void)) __attribute__((noreturn));
 /* The first code a new goroutine runs: moves the argument into place and jumps to
  * the entry function, whose return address is goexit's call to goexit1. */
 void goentry(void);

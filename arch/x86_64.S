@@ -141,23 +141,6 @@ mswitch:
 	.cfi_endproc
 	.size	mswitch, .-mswitch
 
-/* void g0call(void (*fn)(void)): from code running as g0 (g_tls) on another stack
- * (mswitch's fn), calls fn on g0's own stack, from its top; fn must not return. */
-	.globl	g0call
-	.hidden	g0call
-	.type	g0call, @function
-	.p2align 4
-g0call:
-	.cfi_startproc
-	movq	g_tls@gottpoff(%rip), %rax
-	movq	%fs:(%rax), %rax
-	movq	G_SCHED_SP(%rax), %rsp
-	.cfi_undefined rip
-	call	*%rdi
-	ud2
-	.cfi_endproc
-	.size	g0call, .-g0call
-
 /* A new goroutine's gogo "returns" here with r12 = fn, r13 = arg and the stack
  * holding goexit's call site as the return address, so fn(arg) returns into goexit. */
 	.globl	goentry

@@ -45,9 +45,12 @@
  * what park_m, schedule and execute would (statuses, the unlock function, run
  * slice accounting, netpoll_schedule) and resumes it. It is taken only when
  * schedule() would pick runnext anyway: not on a 61st tick, not with timers set
- * on the P, no locked thread on either side, and PARK_DIRECT_ROOM free on the
- * next G's stack; what turns up on the way (the unlock function refusing, the
- * next G's task ended) goes back to schedule() on g0's stack (g0call). Besides
+ * on the P, no locked thread on either side, the next G's task not ended, and
+ * PARK_DIRECT_ROOM free on the next G's stack. The rule on the way: nothing
+ * may publish the next G (a run queue, a wakeup) while we run on its stack,
+ * or another M resumes it over our frames; so when the unlock function
+ * refuses to let the parking G sleep, that G (saved, and we are off its
+ * stack) goes to runnext and the next G runs first. Besides
  * schedule's work, it saves the return mispredictions: an mcall/gogo round trip
  * leaves g0's calls (fn, schedule, execute, gogo) on the CPU's return stack
  * buffer, so each return of the resumed goroutine's frames was mispredicted;
@@ -1313,8 +1316,12 @@ static inline struct g *park_direct_next(struct m *mp)
 	if (!next || !atomic_compare_exchange_strong_explicit(&pp->runnext, &next, NULL, memory_order_acq_rel,
 							      memory_order_relaxed))
 		return NULL;
-	/* ours now (a thief could have run it in between: look only now) */
-	if (unlikely(next->lockedm || next->sched.sp - next->stacklo < PARK_DIRECT_ROOM)) {
+	/* ours now (a thief could have run it in between: look only now). A G
+	 * whose task ended goes to execute, which discards it: that rewrites its
+	 * stack, which park_direct_m would be running on. */
+	struct task *t = next->task;
+	if (unlikely(next->lockedm || next->sched.sp - next->stacklo < PARK_DIRECT_ROOM ||
+		     (t && atomic_load_explicit(&t->exited, memory_order_relaxed)))) {
 		runqput(pp, next, true);
 		return NULL;
 	}
@@ -1322,9 +1329,11 @@ static inline struct g *park_direct_next(struct m *mp)
 }
 
 /* mswitch's fn for gopark: park_m and then execute(next, inherit) in one go,
- * on next's stack as g0; returns the G to resume (gp itself if unlockf
- * refused to let it sleep). Whatever needs schedule() proper goes there, on
- * g0's stack. */
+ * on next's stack as g0; returns the G to resume: next, always. Nothing here
+ * may publish next (runqput, a wakeup) while we run on its stack: another M
+ * would resume it over our frames. So when unlockf refuses to let gp sleep,
+ * gp (fully saved, and we are off its stack) becomes runnable in runnext and
+ * next runs first, instead of park_m's resuming gp at once. */
 static struct g *park_direct_m(struct g *gp, struct g *next)
 {
 	struct m *mp = gp->m;
@@ -1337,22 +1346,14 @@ static struct g *park_direct_m(struct g *gp, struct g *next)
 		mp->waitunlockf = NULL;
 		mp->waitlock = NULL;
 		if (!ok) {
-			/* gp goes on at once, as park_m lets it; next stays next */
-			runqput(pp, next, true);
 			if (traceEnabled())
 				traceGoUnpark(gp);
 			casgstatus(gp, G_WAITING, G_RUNNABLE);
-			next = gp;
+			runqput(pp, gp, true);
 		}
 	}
 	if (mp->locks)
 		throw("schedule: holding locks");
-	struct task *t = next->task;
-	if (unlikely(t && atomic_load_explicit(&t->exited, memory_order_relaxed))) {
-		/* execute discards it: that rewrites its stack, which we are on */
-		runqput(pp, next, true);
-		g0call(schedule);
-	}
 	netpoll_schedule(pp);
 	execute_prep(mp, next, true);
 	errno = next->goerrno;

@@ -721,6 +721,72 @@ START_TEST(test_million_goroutines)
 }
 END_TEST
 
+/* gopark's direct switch when the unlock function refuses: the parking G
+ * readied B into runnext, the switch lands on B's stack, and then unlockf
+ * says no. Nothing may publish B while the switch still runs on its stack:
+ * a thief on the other P would resume B over those frames (B's locals are
+ * checked after every wake). In a child: corruption may crash. */
+static struct g *_Atomic refuse_b;
+static _Atomic int refuse_bparked, refuse_done;
+static _Atomic long refuse_corrupt;
+
+static bool refuse_accept(struct g *gp, void *arg)
+{
+	(void)gp;
+	(void)arg;
+	atomic_store(&refuse_bparked, 1);
+	return true;
+}
+
+static bool refuse_refuse(struct g *gp, void *arg)
+{
+	(void)gp;
+	(void)arg;
+	return false;
+}
+
+static void refuse_bfn(void *arg)
+{
+	(void)arg;
+	volatile unsigned long pat[64];
+	for (int i = 0; i < 64; i++)
+		pat[i] = 0x5a5a5a5a00000000ul + (unsigned long)i;
+	atomic_store(&refuse_b, getg());
+	while (!atomic_load(&refuse_done)) {
+		gopark(refuse_accept, NULL, WAIT_CHAN_RECV);
+		for (int i = 0; i < 64; i++)
+			if (pat[i] != 0x5a5a5a5a00000000ul + (unsigned long)i)
+				atomic_fetch_add(&refuse_corrupt, 1);
+	}
+}
+
+static int refuse_main(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	gort_go(refuse_bfn, NULL);
+	long n = scaled(100000);
+	for (long i = 0; i < n; i++) {
+		while (!atomic_load(&refuse_bparked) || !atomic_load(&refuse_b) ||
+		       readgstatus(atomic_load(&refuse_b)) != G_WAITING)
+			gosched();
+		atomic_store(&refuse_bparked, 0);
+		if (i == n - 1)
+			atomic_store(&refuse_done, 1);
+		goready(atomic_load(&refuse_b));
+		gopark(refuse_refuse, NULL, WAIT_CHAN_SEND);
+	}
+	return atomic_load(&refuse_corrupt) ? 1 : 0;
+}
+
+START_TEST(test_park_refused_with_runnext)
+{
+	char out[4096];
+	int status = run_child(refuse_main, 2, out, sizeof out);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x, stderr: %s", status, out);
+}
+END_TEST
+
 static Suite *proc_suite(void)
 {
 	Suite *s = suite_create("proc");
@@ -737,6 +803,7 @@ static Suite *proc_suite(void)
 	tcase_add_test(tc, test_locked_g_exit_takes_thread);
 	tcase_add_test(tc, test_fp_control_state_per_goroutine);
 	tcase_add_test(tc, test_errno_per_goroutine);
+	tcase_add_test(tc, test_park_refused_with_runnext);
 	tcase_add_test(tc, test_run_twice);
 	tcase_add_test(tc, test_cgroup_cpu_max_parse);
 	tcase_add_test(tc, test_procs_selection);
