@@ -231,6 +231,8 @@ check-pkgconfig: $(LIB_A) $(LIB_PC)
 
 check-x86: $(TESTS) $(BUILD)/tests/arch-selftest
 	@scripts/run-tests.sh $(BUILD)/tests/arch-selftest $(TESTS)
+	@echo "runtime locks without membarrier (GORT_LOCK_NO_MEMBARRIER=1):"
+	@GORT_LOCK_NO_MEMBARRIER=1 scripts/run-tests.sh $(BUILD)/tests/test-chan $(BUILD)/tests/test-sync
 
 # The context switch alone, without the runtime (aarch64: in check-aarch64).
 # Never with sanitizers: it switches stacks without the runtime's fiber
