@@ -371,6 +371,14 @@ static int modsym_cmp(const void *a, const void *b)
 	return x->lo < y->lo ? -1 : x->lo > y->lo;
 }
 
+/* Whether sym is a defined function whose name lies whole in names[0, len). */
+static bool func_sym(const Elf64_Sym *sym, const char *names, uint64_t len)
+{
+	unsigned type = ELF64_ST_TYPE(sym->st_info);
+	return (type == STT_FUNC || type == STT_GNU_IFUNC) && sym->st_shndx != SHN_UNDEF && sym->st_value != 0 &&
+	       sym->st_name < len && memchr(names + sym->st_name, '\0', len - sym->st_name);
+}
+
 /* The image's function symbols (unrelocated), from .symtab when it was not
  * stripped, else from .dynsym. check_image has validated the section header
  * table; every symbol and name is bounds-checked here. A binary without
@@ -397,10 +405,7 @@ static int read_symbols(const uint8_t *img, size_t size, struct symtab *ret)
 	const char *names = (const char *)img + strs->sh_offset;
 	size_t nsym = tab->sh_size / sizeof(*sym), n = 0, strlen_total = 0;
 	for (size_t k = 0; k < nsym; k++) {
-		unsigned type = ELF64_ST_TYPE(sym[k].st_info);
-		if ((type != STT_FUNC && type != STT_GNU_IFUNC) || sym[k].st_shndx == SHN_UNDEF ||
-		    sym[k].st_value == 0 || sym[k].st_name >= strs->sh_size ||
-		    !memchr(names + sym[k].st_name, '\0', strs->sh_size - sym[k].st_name))
+		if (!func_sym(&sym[k], names, strs->sh_size))
 			continue;
 		n++;
 		strlen_total += strlen(names + sym[k].st_name) + 1;
@@ -417,10 +422,7 @@ static int read_symbols(const uint8_t *img, size_t size, struct symtab *ret)
 	}
 	size_t at = 0;
 	for (size_t k = 0; k < nsym; k++) {
-		unsigned type = ELF64_ST_TYPE(sym[k].st_info);
-		if ((type != STT_FUNC && type != STT_GNU_IFUNC) || sym[k].st_shndx == SHN_UNDEF ||
-		    sym[k].st_value == 0 || sym[k].st_name >= strs->sh_size ||
-		    !memchr(names + sym[k].st_name, '\0', strs->sh_size - sym[k].st_name))
+		if (!func_sym(&sym[k], names, strs->sh_size))
 			continue;
 		size_t len = strlen(names + sym[k].st_name) + 1;
 		ret->syms[ret->n++] = (struct modsym){ .lo = sym[k].st_value, .size = sym[k].st_size, .name = (uint32_t)at };
