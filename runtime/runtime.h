@@ -637,6 +637,9 @@ void traceGoUnpark(struct g *gp);
 void traceGoEnd(struct g *gp);
 void traceProcStart(void);
 void traceProcStop(void);
+/* pp, taken from an M in a system call, stops (sysmon's retake, which owns pp
+ * until handoffp: it writes pp's buffer) */
+void traceProcRetaken(struct p *pp);
 void traceTask(uint32_t kind, int64_t task, const char *name, int status, int code);
 
 /* ---- timers (timer.c): run from schedule/findrunnable ---- */

@@ -192,6 +192,8 @@ static int retake(int64_t now, int64_t *wake_at)
 		if (!atomic_compare_exchange_strong_explicit(&pp->status, &want, P_IDLE, memory_order_acq_rel,
 							     memory_order_relaxed))
 			continue; /* exitsyscall got it back first */
+		if (traceEnabled())
+			traceProcRetaken(pp);
 		n++;
 		pd->insyscall = false;
 		sysmon_count(&sysmon_counters.retakes);

@@ -298,6 +298,17 @@ void traceProcStop(void)
 	emit_proc(GORT_EV_PROC_STOP);
 }
 
+void traceProcRetaken(struct p *pp)
+{
+	struct rawev ev = {
+		.time = nanotime(),
+		.m = -1,
+		.proc = (int16_t)pp->id,
+		.kind = GORT_EV_PROC_STOP,
+	};
+	put(pp, &ev);
+}
+
 void traceTask(uint32_t kind, int64_t task, const char *name, int status, int code)
 {
 	struct m *mp;

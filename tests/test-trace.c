@@ -234,6 +234,51 @@ START_TEST(test_yield_and_syscall_reasons)
 }
 END_TEST
 
+/* One P, a goroutine in a long system call while main wants to run: sysmon
+ * takes the P from the syscall's M; the P's track shows it stop (no M: the
+ * one in the syscall has let it go), then start on another M. */
+static _Atomic bool blocker_in;
+
+static void blocker(void *arg)
+{
+	(void)arg;
+	gort_syscall_enter();
+	atomic_store(&blocker_in, true);
+	usleep(300 * 1000);
+	gort_syscall_exit();
+}
+
+static int retake_main(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	blocker_in = false;
+	gort_go(blocker, NULL);
+	while (!atomic_load(&blocker_in))
+		gort_yield();
+	/* main is runnable on the P the blocker's M holds in its syscall: it runs
+	 * only once sysmon retook the P */
+	gort_yield();
+	return 0;
+}
+
+START_TEST(test_proc_retaken_from_syscall)
+{
+	rec_start();
+	run_gort(retake_main, 1, 0);
+	rec_stop();
+	bool stop = false, start_after = false;
+	for (size_t i = 0; i < rec.n; i++) {
+		const struct trace_event *e = &rec.v[i];
+		if (e->kind == GORT_EV_PROC_STOP && e->proc == 0 && e->m == -1)
+			stop = true;
+		else if (stop && e->kind == GORT_EV_PROC_START && e->proc == 0)
+			start_after = true;
+	}
+	ck_assert_msg(stop && start_after, "retaken P: stop %d, start after %d (%zu events)", stop, start_after, rec.n);
+}
+END_TEST
+
 static _Atomic bool spin_stop;
 static _Atomic int64_t spinner_goid;
 
@@ -450,6 +495,7 @@ static Suite *trace_suite(void)
 	tcase_add_test(tc, test_nobody_listening);
 	tcase_add_test(tc, test_known_program_exact_sequence);
 	tcase_add_test(tc, test_yield_and_syscall_reasons);
+	tcase_add_test(tc, test_proc_retaken_from_syscall);
 	tcase_add_test(tc, test_preempted_reason);
 	tcase_add_test(tc, test_drops_counted_when_consumer_stalls);
 	tcase_add_test(tc, test_history_ring);
