@@ -35,6 +35,44 @@
 
 	.text
 
+/* The context a switch leaves on the stack it leaves (gogo restores it): a
+ * FRAME-byte frame with d8-d15, x19-x28, x29/x30 and FPCR. */
+.macro SAVE_CONTEXT
+	stp	d8, d9, [sp, #-FRAME]!
+	.cfi_adjust_cfa_offset FRAME
+	.cfi_rel_offset d8, OFF_D8 + 0
+	.cfi_rel_offset d9, OFF_D8 + 8
+	stp	d10, d11, [sp, #OFF_D8 + 16]
+	.cfi_rel_offset d10, OFF_D8 + 16
+	.cfi_rel_offset d11, OFF_D8 + 24
+	stp	d12, d13, [sp, #OFF_D8 + 32]
+	.cfi_rel_offset d12, OFF_D8 + 32
+	.cfi_rel_offset d13, OFF_D8 + 40
+	stp	d14, d15, [sp, #OFF_D8 + 48]
+	.cfi_rel_offset d14, OFF_D8 + 48
+	.cfi_rel_offset d15, OFF_D8 + 56
+	stp	x19, x20, [sp, #OFF_X19 + 0]
+	.cfi_rel_offset x19, OFF_X19 + 0
+	.cfi_rel_offset x20, OFF_X19 + 8
+	stp	x21, x22, [sp, #OFF_X19 + 16]
+	.cfi_rel_offset x21, OFF_X19 + 16
+	.cfi_rel_offset x22, OFF_X19 + 24
+	stp	x23, x24, [sp, #OFF_X19 + 32]
+	.cfi_rel_offset x23, OFF_X19 + 32
+	.cfi_rel_offset x24, OFF_X19 + 40
+	stp	x25, x26, [sp, #OFF_X19 + 48]
+	.cfi_rel_offset x25, OFF_X19 + 48
+	.cfi_rel_offset x26, OFF_X19 + 56
+	stp	x27, x28, [sp, #OFF_X19 + 64]
+	.cfi_rel_offset x27, OFF_X19 + 64
+	.cfi_rel_offset x28, OFF_X19 + 72
+	stp	x29, x30, [sp, #OFF_X29]
+	.cfi_rel_offset x29, OFF_X29
+	.cfi_rel_offset x30, OFF_X29 + 8
+	mrs	x9, fpcr
+	str	x9, [sp, #OFF_FPCR]
+.endm
+
 /* void gogo(struct g *gp) */
 	.globl	gogo
 	.hidden	gogo
@@ -76,39 +114,7 @@ gogo:
 mcall:
 	.cfi_startproc
 	hint	#34				/* bti c */
-	stp	d8, d9, [sp, #-FRAME]!
-	.cfi_adjust_cfa_offset FRAME
-	.cfi_rel_offset d8, OFF_D8 + 0
-	.cfi_rel_offset d9, OFF_D8 + 8
-	stp	d10, d11, [sp, #OFF_D8 + 16]
-	.cfi_rel_offset d10, OFF_D8 + 16
-	.cfi_rel_offset d11, OFF_D8 + 24
-	stp	d12, d13, [sp, #OFF_D8 + 32]
-	.cfi_rel_offset d12, OFF_D8 + 32
-	.cfi_rel_offset d13, OFF_D8 + 40
-	stp	d14, d15, [sp, #OFF_D8 + 48]
-	.cfi_rel_offset d14, OFF_D8 + 48
-	.cfi_rel_offset d15, OFF_D8 + 56
-	stp	x19, x20, [sp, #OFF_X19 + 0]
-	.cfi_rel_offset x19, OFF_X19 + 0
-	.cfi_rel_offset x20, OFF_X19 + 8
-	stp	x21, x22, [sp, #OFF_X19 + 16]
-	.cfi_rel_offset x21, OFF_X19 + 16
-	.cfi_rel_offset x22, OFF_X19 + 24
-	stp	x23, x24, [sp, #OFF_X19 + 32]
-	.cfi_rel_offset x23, OFF_X19 + 32
-	.cfi_rel_offset x24, OFF_X19 + 40
-	stp	x25, x26, [sp, #OFF_X19 + 48]
-	.cfi_rel_offset x25, OFF_X19 + 48
-	.cfi_rel_offset x26, OFF_X19 + 56
-	stp	x27, x28, [sp, #OFF_X19 + 64]
-	.cfi_rel_offset x27, OFF_X19 + 64
-	.cfi_rel_offset x28, OFF_X19 + 72
-	stp	x29, x30, [sp, #OFF_X29]
-	.cfi_rel_offset x29, OFF_X29
-	.cfi_rel_offset x30, OFF_X29 + 8
-	mrs	x9, fpcr
-	str	x9, [sp, #OFF_FPCR]
+	SAVE_CONTEXT
 	tlsaddr	x9, x10
 	ldr	x1, [x9]			/* x1 = gp, the goroutine leaving */
 	mov	x10, sp
@@ -146,39 +152,7 @@ mcall:
 mswitch:
 	.cfi_startproc
 	hint	#34				/* bti c */
-	stp	d8, d9, [sp, #-FRAME]!
-	.cfi_adjust_cfa_offset FRAME
-	.cfi_rel_offset d8, OFF_D8 + 0
-	.cfi_rel_offset d9, OFF_D8 + 8
-	stp	d10, d11, [sp, #OFF_D8 + 16]
-	.cfi_rel_offset d10, OFF_D8 + 16
-	.cfi_rel_offset d11, OFF_D8 + 24
-	stp	d12, d13, [sp, #OFF_D8 + 32]
-	.cfi_rel_offset d12, OFF_D8 + 32
-	.cfi_rel_offset d13, OFF_D8 + 40
-	stp	d14, d15, [sp, #OFF_D8 + 48]
-	.cfi_rel_offset d14, OFF_D8 + 48
-	.cfi_rel_offset d15, OFF_D8 + 56
-	stp	x19, x20, [sp, #OFF_X19 + 0]
-	.cfi_rel_offset x19, OFF_X19 + 0
-	.cfi_rel_offset x20, OFF_X19 + 8
-	stp	x21, x22, [sp, #OFF_X19 + 16]
-	.cfi_rel_offset x21, OFF_X19 + 16
-	.cfi_rel_offset x22, OFF_X19 + 24
-	stp	x23, x24, [sp, #OFF_X19 + 32]
-	.cfi_rel_offset x23, OFF_X19 + 32
-	.cfi_rel_offset x24, OFF_X19 + 40
-	stp	x25, x26, [sp, #OFF_X19 + 48]
-	.cfi_rel_offset x25, OFF_X19 + 48
-	.cfi_rel_offset x26, OFF_X19 + 56
-	stp	x27, x28, [sp, #OFF_X19 + 64]
-	.cfi_rel_offset x27, OFF_X19 + 64
-	.cfi_rel_offset x28, OFF_X19 + 72
-	stp	x29, x30, [sp, #OFF_X29]
-	.cfi_rel_offset x29, OFF_X29
-	.cfi_rel_offset x30, OFF_X29 + 8
-	mrs	x9, fpcr
-	str	x9, [sp, #OFF_FPCR]
+	SAVE_CONTEXT
 	tlsaddr	x9, x10
 	ldr	x2, [x9]			/* x2 = gp, the goroutine leaving */
 	mov	x10, sp

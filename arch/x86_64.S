@@ -7,6 +7,33 @@
 
 	.text
 
+/* The context a switch leaves on the stack it leaves (gogo restores it):
+ * rbp, rbx, r12-r15, then 8 bytes holding MXCSR and the x87 control word. */
+.macro SAVE_CONTEXT
+	pushq	%rbp
+	.cfi_adjust_cfa_offset 8
+	.cfi_rel_offset rbp, 0
+	pushq	%rbx
+	.cfi_adjust_cfa_offset 8
+	.cfi_rel_offset rbx, 0
+	pushq	%r12
+	.cfi_adjust_cfa_offset 8
+	.cfi_rel_offset r12, 0
+	pushq	%r13
+	.cfi_adjust_cfa_offset 8
+	.cfi_rel_offset r13, 0
+	pushq	%r14
+	.cfi_adjust_cfa_offset 8
+	.cfi_rel_offset r14, 0
+	pushq	%r15
+	.cfi_adjust_cfa_offset 8
+	.cfi_rel_offset r15, 0
+	subq	$8, %rsp
+	.cfi_adjust_cfa_offset 8
+	stmxcsr	0(%rsp)
+	fnstcw	4(%rsp)
+.endm
+
 /* void gogo(struct g *gp) */
 	.globl	gogo
 	.hidden	gogo
@@ -49,28 +76,7 @@ gogo:
 	.p2align 4
 mcall:
 	.cfi_startproc
-	pushq	%rbp
-	.cfi_adjust_cfa_offset 8
-	.cfi_rel_offset rbp, 0
-	pushq	%rbx
-	.cfi_adjust_cfa_offset 8
-	.cfi_rel_offset rbx, 0
-	pushq	%r12
-	.cfi_adjust_cfa_offset 8
-	.cfi_rel_offset r12, 0
-	pushq	%r13
-	.cfi_adjust_cfa_offset 8
-	.cfi_rel_offset r13, 0
-	pushq	%r14
-	.cfi_adjust_cfa_offset 8
-	.cfi_rel_offset r14, 0
-	pushq	%r15
-	.cfi_adjust_cfa_offset 8
-	.cfi_rel_offset r15, 0
-	subq	$8, %rsp
-	.cfi_adjust_cfa_offset 8
-	stmxcsr	0(%rsp)
-	fnstcw	4(%rsp)
+	SAVE_CONTEXT
 	movq	g_tls@gottpoff(%rip), %rax
 	movq	%fs:(%rax), %rsi		/* rsi = gp, the goroutine leaving */
 	movq	%rsp, G_SCHED_SP(%rsi)
@@ -101,28 +107,7 @@ mcall:
 	.p2align 4
 mswitch:
 	.cfi_startproc
-	pushq	%rbp
-	.cfi_adjust_cfa_offset 8
-	.cfi_rel_offset rbp, 0
-	pushq	%rbx
-	.cfi_adjust_cfa_offset 8
-	.cfi_rel_offset rbx, 0
-	pushq	%r12
-	.cfi_adjust_cfa_offset 8
-	.cfi_rel_offset r12, 0
-	pushq	%r13
-	.cfi_adjust_cfa_offset 8
-	.cfi_rel_offset r13, 0
-	pushq	%r14
-	.cfi_adjust_cfa_offset 8
-	.cfi_rel_offset r14, 0
-	pushq	%r15
-	.cfi_adjust_cfa_offset 8
-	.cfi_rel_offset r15, 0
-	subq	$8, %rsp
-	.cfi_adjust_cfa_offset 8
-	stmxcsr	0(%rsp)
-	fnstcw	4(%rsp)
+	SAVE_CONTEXT
 	movq	g_tls@gottpoff(%rip), %rax
 	movq	%fs:(%rax), %rdx		/* rdx = gp, the goroutine leaving */
 	movq	%rsp, G_SCHED_SP(%rdx)
