@@ -1292,9 +1292,10 @@ static void park_m(struct g *gp)
 #define PARK_DIRECT_ROOM 8192
 
 /* valgrind: memcheck keeps only the 128 bytes below a stack's last sp
- * addressable, and mswitch lands below next's (its saved context, then
- * 128 bytes, then the call): make the landing addressable, as if next's own
- * code had gone that deep (it is dead stack: next is ours and not running). */
+ * addressable, and park_direct_m's frames go deeper below next's saved
+ * context, where mswitch lands: make the 1 KiB below it addressable, as if
+ * next's own code had gone that deep (it is dead stack: next is ours and not
+ * running). */
 static bool on_valgrind;
 static inline void mswitch_landing(struct g *next)
 {
