@@ -1266,23 +1266,32 @@ top:;
 
 /* ---- parking ---- */
 
-static void park_m(struct g *gp)
+/* What every park does on g0 once gp's context is saved: gp waits and leaves
+ * its M, then the unlock function runs. false: it refused to let gp sleep, and
+ * gp is runnable again (the caller decides when it runs). */
+static bool park_commit(struct g *gp)
 {
 	struct m *mp = gp->m;
 	switched_to_g0(gp);
 	casgstatus(gp, G_RUNNING, G_WAITING);
 	dropg();
-	if (mp->waitunlockf) {
-		bool ok = mp->waitunlockf(gp, mp->waitlock);
-		mp->waitunlockf = NULL;
-		mp->waitlock = NULL;
-		if (!ok) {
-			if (traceEnabled())
-				traceGoUnpark(gp);
-			casgstatus(gp, G_WAITING, G_RUNNABLE);
-			execute(gp, true);
-		}
+	if (!mp->waitunlockf)
+		return true;
+	bool ok = mp->waitunlockf(gp, mp->waitlock);
+	mp->waitunlockf = NULL;
+	mp->waitlock = NULL;
+	if (!ok) {
+		if (traceEnabled())
+			traceGoUnpark(gp);
+		casgstatus(gp, G_WAITING, G_RUNNABLE);
 	}
+	return ok;
+}
+
+static void park_m(struct g *gp)
+{
+	if (!park_commit(gp))
+		execute(gp, true);
 	schedule();
 }
 
@@ -1339,20 +1348,8 @@ static struct g *park_direct_m(struct g *gp, struct g *next)
 {
 	struct m *mp = gp->m;
 	struct p *pp = mp->p;
-	switched_to_g0(gp);
-	casgstatus(gp, G_RUNNING, G_WAITING);
-	dropg();
-	if (mp->waitunlockf) {
-		bool ok = mp->waitunlockf(gp, mp->waitlock);
-		mp->waitunlockf = NULL;
-		mp->waitlock = NULL;
-		if (!ok) {
-			if (traceEnabled())
-				traceGoUnpark(gp);
-			casgstatus(gp, G_WAITING, G_RUNNABLE);
-			runqput(pp, gp, true);
-		}
-	}
+	if (!park_commit(gp))
+		runqput(pp, gp, true);
 	if (mp->locks)
 		throw("schedule: holding locks");
 	netpoll_schedule(pp);
