@@ -1464,8 +1464,10 @@ struct tracer {
 	size_t nopen, capopen;
 	struct taskspan *tasks;
 	size_t ntasks, captasks;
-	int64_t *goids;          /* goroutine names: goid -> entry */
-	char (*names)[64];
+	struct gname {           /* goroutine names: goid -> entry */
+		int64_t goid;
+		char name[64];
+	} *names;
 	size_t nnames, capnames;
 	uint64_t events, missed;
 	bool oom;
@@ -1482,11 +1484,28 @@ static void tr_ts(struct tracer *t, int64_t ns)
 	fprintf(t->f, "%.3f", (double)(ns - t->t0) / 1000.0);
 }
 
+/* Room for one more element in *v (n used of *cap, each size bytes, the
+ * first allocation first elements); false (and t->oom) without memory. */
+static bool tr_grow(struct tracer *t, void *v, size_t n, size_t *cap, size_t size, size_t first)
+{
+	if (n < *cap)
+		return true;
+	size_t c = *cap ? *cap * 2 : first;
+	void *nv = realloc(*(void **)v, c * size);
+	if (!nv) {
+		t->oom = true;
+		return false;
+	}
+	*(void **)v = nv;
+	*cap = c;
+	return true;
+}
+
 static const char *tr_name(struct tracer *t, int64_t goid)
 {
 	for (size_t i = t->nnames; i-- > 0;)
-		if (t->goids[i] == goid)
-			return t->names[i];
+		if (t->names[i].goid == goid)
+			return t->names[i].name;
 	return "";
 }
 
@@ -1494,22 +1513,10 @@ static void tr_set_name(struct tracer *t, int64_t goid, const char *entry)
 {
 	if (!*entry || *tr_name(t, goid))
 		return;
-	if (t->nnames == t->capnames) {
-		size_t cap = t->capnames ? t->capnames * 2 : 256;
-		int64_t *g = realloc(t->goids, cap * sizeof(*g));
-		if (g)
-			t->goids = g;
-		char(*n)[64] = realloc(t->names, cap * sizeof(*n));
-		if (n)
-			t->names = n;
-		if (!g || !n) {
-			t->oom = true;
-			return;
-		}
-		t->capnames = cap;
-	}
-	t->goids[t->nnames] = goid;
-	snprintf(t->names[t->nnames], sizeof t->names[0], "%s", entry);
+	if (!tr_grow(t, &t->names, t->nnames, &t->capnames, sizeof(*t->names), 256))
+		return;
+	t->names[t->nnames].goid = goid;
+	snprintf(t->names[t->nnames].name, sizeof t->names[0].name, "%s", entry);
 	t->nnames++;
 }
 
@@ -1518,16 +1525,8 @@ static struct open_slice *tr_track(struct tracer *t, int pid, int tid)
 	for (size_t i = 0; i < t->nopen; i++)
 		if (t->open[i].pid == pid && t->open[i].tid == tid)
 			return &t->open[i];
-	if (t->nopen == t->capopen) {
-		size_t cap = t->capopen ? t->capopen * 2 : 16;
-		struct open_slice *v = realloc(t->open, cap * sizeof(*v));
-		if (!v) {
-			t->oom = true;
-			return NULL;
-		}
-		t->open = v;
-		t->capopen = cap;
-	}
+	if (!tr_grow(t, &t->open, t->nopen, &t->capopen, sizeof(*t->open), 16))
+		return NULL;
 	struct open_slice *s = &t->open[t->nopen++];
 	*s = (struct open_slice){ .pid = pid, .tid = tid };
 	/* the track's name */
@@ -1581,16 +1580,8 @@ static struct taskspan *tr_task(struct tracer *t, uint64_t id)
 	for (size_t i = 0; i < t->ntasks; i++)
 		if (t->tasks[i].id == id)
 			return &t->tasks[i];
-	if (t->ntasks == t->captasks) {
-		size_t cap = t->captasks ? t->captasks * 2 : 16;
-		struct taskspan *v = realloc(t->tasks, cap * sizeof(*v));
-		if (!v) {
-			t->oom = true;
-			return NULL;
-		}
-		t->tasks = v;
-		t->captasks = cap;
-	}
+	if (!tr_grow(t, &t->tasks, t->ntasks, &t->captasks, sizeof(*t->tasks), 16))
+		return NULL;
 	struct taskspan *s = &t->tasks[t->ntasks++];
 	*s = (struct taskspan){ .id = id };
 	return s;
@@ -1774,7 +1765,6 @@ static int cmd_trace(int argc, char **argv)
 		t.events, t.missed);
 	free(t.open);
 	free(t.tasks);
-	free(t.goids);
 	free(t.names);
 	bool werr = ferror(f) != 0;
 	if (f != stdout)
