@@ -849,13 +849,8 @@ START_TEST(test_blocking_outside_goroutine_aborts)
 		gort_chan_recv(c, &v); /* would block */
 		_exit(0);
 	}
-	close(pfd[1]);
 	char out[4096];
-	ssize_t n = read(pfd[0], out, sizeof out - 1);
-	out[n > 0 ? n : 0] = '\0';
-	close(pfd[0]);
-	int status;
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	int status = child_stderr(pfd, pid, out, sizeof out);
 	ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "status %#x", status);
 	ck_assert_msg(strstr(out, "outside a goroutine"), "stderr: %s", out);
 }

@@ -593,16 +593,7 @@ static int run_overflow_child(long guard_budget, char *out, size_t outsize)
 		struct gort_config cfg = { .procs = 1 };
 		_exit(gort_run(overflow_main, 0, NULL, &cfg));
 	}
-	close(pfd[1]);
-	size_t n = 0;
-	ssize_t r;
-	while (n < outsize - 1 && (r = read(pfd[0], out + n, outsize - 1 - n)) > 0)
-		n += (size_t)r;
-	out[n] = '\0';
-	close(pfd[0]);
-	int status;
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	return status;
+	return child_stderr(pfd, pid, out, outsize);
 }
 
 START_TEST(test_stack_overflow_guard_page)

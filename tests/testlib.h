@@ -31,6 +31,22 @@ static inline uint32_t trand(uint32_t n)
 	return (uint32_t)(((x >> 32) * n) >> 32);
 }
 
+/* The parent's side of a child whose stderr is pfd[1]: reads it whole into
+ * out (NUL-terminated), closes the pipe and returns the child's wait status. */
+static inline int child_stderr(int pfd[2], pid_t pid, char *out, size_t outsize)
+{
+	close(pfd[1]);
+	size_t n = 0;
+	ssize_t r;
+	while (n < outsize - 1 && (r = read(pfd[0], out + n, outsize - 1 - n)) > 0)
+		n += (size_t)r;
+	out[n] = '\0';
+	close(pfd[0]);
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	return status;
+}
+
 /* Runs main_fn under gort_run with procs Ps in a child process; returns its
  * wait status and what it wrote to stderr. */
 static inline int run_child(int (*main_fn)(int, char **), int procs, char *out, size_t outsize)
@@ -45,16 +61,7 @@ static inline int run_child(int (*main_fn)(int, char **), int procs, char *out, 
 		struct gort_config cfg = { .procs = procs };
 		_exit(gort_run(main_fn, 0, NULL, &cfg));
 	}
-	close(pfd[1]);
-	size_t n = 0;
-	ssize_t r;
-	while (n < outsize - 1 && (r = read(pfd[0], out + n, outsize - 1 - n)) > 0)
-		n += (size_t)r;
-	out[n] = '\0';
-	close(pfd[0]);
-	int status;
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	return status;
+	return child_stderr(pfd, pid, out, outsize);
 }
 
 /* main_fn, run in a child on two Ps, must panic with msg: exit code 2 and
