@@ -638,16 +638,8 @@ START_TEST(test_stack_overflow_canary)
 		struct gort_config cfg = { .procs = 1 };
 		_exit(gort_run(small_overflow_main, 0, NULL, &cfg));
 	}
-	close(pfd[1]);
 	char out[4096];
-	size_t n = 0;
-	ssize_t r;
-	while (n < sizeof out - 1 && (r = read(pfd[0], out + n, sizeof out - 1 - n)) > 0)
-		n += (size_t)r;
-	out[n] = '\0';
-	close(pfd[0]);
-	int status;
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	int status = child_stderr(pfd, pid, out, sizeof out);
 	ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "status %#x: %s", status, out);
 	ck_assert_msg(strstr(out, "stack overflow") && strstr(out, "goroutine 2"), "stderr: %s", out);
 }
