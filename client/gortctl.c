@@ -1469,6 +1469,7 @@ struct tracer {
 		char name[64];
 	} *names;
 	size_t nnames, capnames;
+	uint32_t *nameidx;       /* open addressing over names: 2 * capnames slots, 0 empty, else index + 1 */
 	uint64_t events, missed;
 	bool oom;
 };
@@ -1501,23 +1502,47 @@ static bool tr_grow(struct tracer *t, void *v, size_t n, size_t *cap, size_t siz
 	return true;
 }
 
+/* The name slot for goid in t->nameidx (mask: its size - 1): the slot holding
+ * goid's entry, or the empty one where it would go. */
+static uint32_t *tr_name_slot(struct tracer *t, int64_t goid, size_t mask)
+{
+	size_t h = (size_t)((uint64_t)goid * 0x9e3779b97f4a7c15ull >> 32) & mask;
+	while (t->nameidx[h] && t->names[t->nameidx[h] - 1].goid != goid)
+		h = (h + 1) & mask;
+	return &t->nameidx[h];
+}
+
 static const char *tr_name(struct tracer *t, int64_t goid)
 {
-	for (size_t i = t->nnames; i-- > 0;)
-		if (t->names[i].goid == goid)
-			return t->names[i].name;
-	return "";
+	if (!t->nameidx)
+		return "";
+	uint32_t i = *tr_name_slot(t, goid, 2 * t->capnames - 1);
+	return i ? t->names[i - 1].name : "";
 }
 
 static void tr_set_name(struct tracer *t, int64_t goid, const char *entry)
 {
 	if (!*entry || *tr_name(t, goid))
 		return;
+	size_t cap = t->capnames;
 	if (!tr_grow(t, &t->names, t->nnames, &t->capnames, sizeof(*t->names), 256))
 		return;
+	if (cap != t->capnames) { /* names grew: rebuild the index at twice its size */
+		uint32_t *idx = calloc(2 * t->capnames, sizeof(*idx));
+		if (!idx) {
+			t->oom = true;
+			t->capnames = cap; /* keep the old index consistent with its size */
+			return;
+		}
+		free(t->nameidx);
+		t->nameidx = idx;
+		for (size_t i = 0; i < t->nnames; i++)
+			*tr_name_slot(t, t->names[i].goid, 2 * t->capnames - 1) = (uint32_t)i + 1;
+	}
 	t->names[t->nnames].goid = goid;
 	snprintf(t->names[t->nnames].name, sizeof t->names[0].name, "%s", entry);
 	t->nnames++;
+	*tr_name_slot(t, goid, 2 * t->capnames - 1) = (uint32_t)t->nnames;
 }
 
 static struct open_slice *tr_track(struct tracer *t, int pid, int tid)
@@ -1766,6 +1791,7 @@ static int cmd_trace(int argc, char **argv)
 	free(t.open);
 	free(t.tasks);
 	free(t.names);
+	free(t.nameidx);
 	bool werr = ferror(f) != 0;
 	if (f != stdout)
 		werr |= fclose(f) != 0;
