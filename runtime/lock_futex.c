@@ -37,6 +37,10 @@
  *
  * Without membarrier (kernel < 4.14, seccomp), unlock exchanges key instead: a
  * full barrier of its own, which orders the load of the count.
+ *
+ * The scheduler uses the same fence (membarrier_ok, membarrier_all) for its
+ * biased runnext: the owner puts and takes with plain stores, and a thief or
+ * an M about to sleep pays the barrier (proc.c's essay, "Runnext").
  */
 #define ACTIVE_SPIN 4
 #define ACTIVE_SPIN_CNT 30
@@ -58,6 +62,21 @@ static inline _Atomic uint32_t *lock_sleepers_of(struct mutex *l)
 /* set once, before main (a constructor, before any other: another one may
  * start a thread that takes locks): whether sleepers can use membarrier */
 static bool lock_plain_unlock;
+
+bool membarrier_ok(void)
+{
+	return lock_plain_unlock;
+}
+
+int membarrier_all(void)
+{
+	if (!lock_plain_unlock)
+		return -ENOSYS;
+	int saved = errno;
+	int r = syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0 ? 0 : -errno;
+	errno = saved;
+	return r;
+}
 
 __attribute__((constructor(101))) static void lock_init(void)
 {

@@ -75,14 +75,44 @@
  *     which starts an M if there is an idle P and nobody spins. The publication
  *     and wakep's loads of npidle/nmspinning are ordered by a sequentially
  *     consistent operation in between (runqput's exchange on runnext, the
- *     sched.lock acquisition, or an explicit fence): see wakep.
+ *     sched.lock acquisition, or an explicit fence): see wakep. The one
+ *     exception is a plain store into an empty biased runnext (below).
  *   - a spinning M that finds nothing first puts its P on the idle list and
- *     decrements nmspinning (both sequentially consistent), and only then looks
- *     at every P's run queue once more; if it sees work it takes an idle P back
- *     and spins again.
+ *     decrements nmspinning (both sequentially consistent), then runs
+ *     membarrier (a full barrier on every running thread: it orders a
+ *     producer's plain runnext store before its wakep loads, lock_futex.c's
+ *     asymmetric fence), and only then looks at every P's run queue once
+ *     more; if it sees work it takes an idle P back and spins again.
  * Either the producer sees the consumer's decrement and wakes an M, or the
  * consumer's final check sees the producer's G. Ms sleep on futexes (notes),
  * never in a polling loop.
+ *
+ * Runnext. A hand-off puts the readied G into runnext and the readier, parking,
+ * takes it back a few instructions later: with an exchange and a CAS that
+ * was two locked instructions per hop, a fifth of a ring hop. So runnext is
+ * biased to its P's owner, as Ms are the common side of lock_futex.c's locks:
+ *   - put: only the owner ever stores a G into runnext, thieves only empty
+ *     it; an empty runnext therefore stays empty until the owner fills it,
+ *     and a plain release store does (a full one still exchanges, kicking
+ *     its G to the ring).
+ *   - take: the owner raises runnexttaking, loads runnextsteal, and if no
+ *     thief holds it empties runnext with plain stores and lowers the flag.
+ *   - steal: a thief takes runnextsteal (one thief per P), runs membarrier,
+ *     waits until runnexttaking is down, then CASes runnext and lets go.
+ *     Wherever the barrier falls in the owner's take, either the owner's
+ *     flag is visible to the thief (which waits for the take to finish, then
+ *     finds runnext empty or refilled) or the owner's later load sees
+ *     runnextsteal (and takes by CAS, which fails if the thief won).
+ * Without membarrier (GORT_LOCK_NO_MEMBARRIER=1, old kernels) the owner
+ * exchanges and CASes as the thieves do. Thieves steal runnext only on
+ * their last pass, and from a running P only after a ~3 us wait (as Go:
+ * the owner is probably about to run it) during which runnextgen (Gs put
+ * so far) did not move: a P that keeps refilling runnext is running a
+ * chain of hand-offs, one runnable G at a time, where a steal only splits
+ * the pair across Ps (the same pointer is no proof: a ping-pong pair puts
+ * the same two Gs in turn). The thief waits again then, which keeps it
+ * counted as spinning (so the owner's wakeps cost two loads, not a futex
+ * wake each), unless the global queue or its own timers want it.
  *
  * Locked threads (gort_lock_os_thread). A locked G runs only on its M. When it
  * parks, its M gives its P away and sleeps (stoplockedm); whoever dequeues the
@@ -456,12 +486,27 @@ static bool runqputslow(struct p *pp, struct g *gp, uint32_t head, uint32_t tail
 	return true;
 }
 
+/* runnext biased to its owner (the essay's "Runnext"): set at runtime_start
+ * when membarrier is there, else the owner exchanges like the thieves. */
+static bool runnext_biased;
+
 /* runqput: queue gp on pp, owned by the caller; next: into runnext, kicking the
- * old runnext to the tail. The runnext exchange is sequentially consistent, which
- * is what wakep's ordering needs. */
+ * old runnext to the tail. Into an empty runnext with a plain store when it is
+ * biased (thieves only ever empty it, so it stays empty until we fill it);
+ * wakep's ordering after that store is the spinning M's membarrier (essay);
+ * otherwise the exchange is sequentially consistent, which orders it. */
 static void runqput(struct p *pp, struct g *gp, bool next)
 {
 	if (next) {
+		atomic_store_explicit(&pp->runnextgen,
+				      atomic_load_explicit(&pp->runnextgen, memory_order_relaxed) + 1,
+				      memory_order_relaxed);
+		if (likely(runnext_biased) && !atomic_load_explicit(&pp->runnext, memory_order_relaxed)) {
+			atomic_store_explicit(&pp->runnext, gp, memory_order_release);
+			/* the caller's wakep loads stay after the store in the code */
+			atomic_signal_fence(memory_order_seq_cst);
+			return;
+		}
 		gp = atomic_exchange_explicit(&pp->runnext, gp, memory_order_seq_cst);
 		if (!gp)
 			return;
@@ -479,11 +524,38 @@ static void runqput(struct p *pp, struct g *gp, bool next)
 	}
 }
 
-static struct g *runqget(struct p *pp, bool *ret_inherit)
+/* runnext_take: takes pp's runnext, pp owned by the caller; NULL if empty.
+ * Biased: with plain stores, bracketed by runnexttaking, unless a thief holds
+ * runnextsteal (the essay's "Runnext" says why no thief takes it meanwhile);
+ * else an exchange, which fails only if a thief emptied it first. */
+static inline struct g *runnext_take(struct p *pp)
 {
 	struct g *next = atomic_load_explicit(&pp->runnext, memory_order_relaxed);
-	if (next && atomic_compare_exchange_strong_explicit(&pp->runnext, &next, NULL, memory_order_acq_rel,
-							    memory_order_relaxed)) {
+	if (!next)
+		return NULL;
+	if (likely(runnext_biased)) {
+		atomic_store_explicit(&pp->runnexttaking, 1, memory_order_relaxed);
+		/* store, then load: ordered for us by a thief's membarrier */
+		atomic_signal_fence(memory_order_seq_cst);
+		if (likely(!atomic_load_explicit(&pp->runnextsteal, memory_order_acquire))) {
+			/* again: a thief may have emptied it before we raised the flag */
+			next = atomic_load_explicit(&pp->runnext, memory_order_relaxed);
+			atomic_store_explicit(&pp->runnext, NULL, memory_order_relaxed);
+			atomic_store_explicit(&pp->runnexttaking, 0, memory_order_release);
+			return next;
+		}
+		atomic_store_explicit(&pp->runnexttaking, 0, memory_order_release);
+	}
+	if (!atomic_compare_exchange_strong_explicit(&pp->runnext, &next, NULL, memory_order_acq_rel,
+						     memory_order_relaxed))
+		return NULL; /* only the owner fills it: a thief emptied it */
+	return next;
+}
+
+static struct g *runqget(struct p *pp, bool *ret_inherit)
+{
+	struct g *next = runnext_take(pp);
+	if (next) {
 		*ret_inherit = true;
 		return next;
 	}
@@ -517,11 +589,50 @@ static uint32_t runqgrab(struct p *pp, struct g *_Atomic *batch, uint32_t batchh
 			if (atomic_load_explicit(&pp->status, memory_order_relaxed) == P_RUNNING) {
 				/* pp's M is probably about to run next itself (a channel hand-off
 				 * takes ~50 ns); stealing it would bounce the pair between Ps. */
+				uint32_t gen = atomic_load_explicit(&pp->runnextgen, memory_order_relaxed);
 				struct timespec ts = { 0, 3000 };
 				nanosleep(&ts, NULL);
+				/* Another G went through runnext meanwhile: the owner keeps
+				 * taking it (a chain of hand-offs, one runnable G at a time),
+				 * and the one there now is as likely its next. The same
+				 * pointer is no proof of the contrary: a ping-pong pair puts
+				 * the same two Gs there in turn. Only a runnext that sat
+				 * untouched through the wait is stranded. Wait again, as
+				 * after a failed exchange (a spinning M that waits here keeps
+				 * wakep from waking another), unless the global queue or an
+				 * expired timer of our own wants us. */
+				if (atomic_load_explicit(&pp->runnextgen, memory_order_relaxed) != gen) {
+					struct p *self = getg()->m->p;
+					int64_t when = atomic_load_explicit(&self->timer0when, memory_order_relaxed);
+					if (atomic_load_explicit(&sched.runqsize, memory_order_relaxed) != 0 ||
+					    (when != 0 && when <= nanotime()))
+						return 0;
+					continue;
+				}
 			}
-			if (!atomic_compare_exchange_strong_explicit(&pp->runnext, &next, NULL,
-								     memory_order_acq_rel, memory_order_relaxed))
+			if (runnext_biased) {
+				/* revoke the owner's bias (the essay's "Runnext"): one thief
+				 * at a time; after the barrier no plain take can start, and
+				 * we wait out one in progress */
+				uint32_t zero = 0;
+				if (!atomic_compare_exchange_strong_explicit(&pp->runnextsteal, &zero, 1,
+									     memory_order_acq_rel,
+									     memory_order_relaxed))
+					continue; /* another thief is at it */
+				if (membarrier_all() < 0) {
+					/* the owner's take cannot be fenced: leave runnext to it */
+					atomic_store_explicit(&pp->runnextsteal, 0, memory_order_release);
+					return 0;
+				}
+				while (atomic_load_explicit(&pp->runnexttaking, memory_order_acquire))
+					sched_yield(); /* a few instructions, unless its thread was preempted */
+			}
+			bool stolen = atomic_compare_exchange_strong_explicit(&pp->runnext, &next, NULL,
+									      memory_order_acq_rel,
+									      memory_order_relaxed);
+			if (runnext_biased)
+				atomic_store_explicit(&pp->runnextsteal, 0, memory_order_release);
+			if (!stolen)
 				continue;
 			atomic_store_explicit(&batch[batchhead % RUNQ_SIZE], next, memory_order_relaxed);
 			return 1;
@@ -1168,7 +1279,11 @@ top:
 		mp->spinning = false;
 		if (atomic_fetch_sub(&sched.nmspinning, 1) <= 0)
 			throw("findrunnable: negative nmspinning");
-		/* the final check of the essay's wakeup protocol */
+		/* the final check of the essay's wakeup protocol; the barrier
+		 * orders a biased runqput's plain store against it (if it fails,
+		 * a G that check misses waits on its running P: never stranded) */
+		if (runnext_biased)
+			(void)membarrier_all();
 		struct p *p2 = checkrunqs_nop();
 		if (p2) {
 			acquirep(p2);
@@ -1322,9 +1437,8 @@ static inline struct g *park_direct_next(struct m *mp)
 	if (mp->lockedg || pp->schedtick % 61 == 0 ||
 	    atomic_load_explicit(&pp->timer0when, memory_order_relaxed) != 0)
 		return NULL;
-	struct g *next = atomic_load_explicit(&pp->runnext, memory_order_relaxed);
-	if (!next || !atomic_compare_exchange_strong_explicit(&pp->runnext, &next, NULL, memory_order_acq_rel,
-							      memory_order_relaxed))
+	struct g *next = runnext_take(pp);
+	if (!next)
 		return NULL;
 	/* ours now (a thief could have run it in between: look only now). A G
 	 * whose task ended goes to execute, which discards it: that rewrites its
@@ -1609,6 +1723,7 @@ int runtime_start(int procs, size_t stacksize)
 #ifndef GORT_FIBER_HOOKS
 	on_valgrind = RUNNING_ON_VALGRIND;
 #endif
+	runnext_biased = membarrier_ok();
 	if (procs <= 0) {
 		const char *env = getenv("GORTMAXPROCS");
 		if (env && *env) {

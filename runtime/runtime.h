@@ -53,6 +53,15 @@ void notesleep(struct note *n);
 bool notetsleep(struct note *n, int64_t ns);
 int futexsleep(_Atomic uint32_t *addr, uint32_t val, int64_t ns);
 void futexwakeup(_Atomic uint32_t *addr, int cnt);
+/* The asymmetric fence (lock_futex.c's essay), for protocols whose common side
+ * pairs a plain store with a later plain load. membarrier_ok: whether the
+ * process registered for membarrier (fixed before main; false also with
+ * GORT_LOCK_NO_MEMBARRIER=1): only then may a common side skip its fence.
+ * membarrier_all: a full barrier on every running thread of the process,
+ * errno kept; 0, or -errno (-ENOSYS when not registered): on failure the rare
+ * side must act as if the common side's store were not visible. */
+bool membarrier_ok(void);
+int membarrier_all(void);
 
 /* ---- goroutine statuses: each says what it guarantees ---- */
 enum gstatus {
@@ -208,6 +217,15 @@ struct p {
 	/* runnext: a G readied by the running G, run next and inheriting the time
 	 * slice (communication pairs stay on one P) */
 	struct g *_Atomic runnext;
+	/* Gs put in runnext so far (owner writes, thieves read): a thief that
+	 * sees it move while it waits leaves runnext to its owner */
+	_Atomic uint32_t runnextgen;
+	/* runnext is biased to its owner, who puts into an empty one and takes
+	 * with plain stores (proc.c, runnext_take): runnexttaking is up while the
+	 * owner takes so; runnextsteal is the thieves' lock, which the owner
+	 * checks before a plain take */
+	_Atomic uint32_t runnexttaking;
+	_Atomic uint32_t runnextsteal;
 
 	/* dead Gs with stacks of the default size, for newproc to reuse */
 	struct g *gfree;

@@ -770,6 +770,136 @@ START_TEST(test_park_refused_with_runnext)
 }
 END_TEST
 
+/* A G readied into runnext by a G that keeps running is not stranded: the
+ * idle P's M takes it (the owner's plain put and take of a biased runnext,
+ * the thief's revocation, and the thief's wait only while runnext moves).
+ * Without the steal B would run only once sysmon preempts A (>= 10 ms),
+ * on A's thread. */
+static gort_chan *steal_c;
+static _Atomic pid_t steal_btid;
+static _Atomic int steal_bran;
+
+static void steal_b(void *arg)
+{
+	(void)arg;
+	int v;
+	while (gort_chan_recv(steal_c, &v)) {
+		atomic_store(&steal_btid, test_gettid());
+		atomic_store(&steal_bran, 1);
+	}
+	gort_wg_done(&wg);
+}
+
+static int steal_main(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	steal_c = gort_chan_make(sizeof(int), 0);
+	gort_wg_add(&wg, 1);
+	gort_go(steal_b, NULL);
+	int rounds = 40, stolen = 0, ran = 0;
+	for (int i = 0; i < rounds; i++) {
+		gort_sleep(2 * 1000 * 1000); /* B parks in its receive again */
+		atomic_store(&steal_bran, 0);
+		gort_chan_send(steal_c, &i);
+		pid_t me = test_gettid();
+		/* busy, no scheduling point: only another M can run B now */
+		int64_t deadline = nanotime() + 5LL * 1000 * 1000 * 1000;
+		while (!atomic_load(&steal_bran) && nanotime() < deadline)
+			procyield(50);
+		if (atomic_load(&steal_bran)) {
+			ran++;
+			if (atomic_load(&steal_btid) != me)
+				stolen++;
+		}
+	}
+	gort_chan_close(steal_c);
+	gort_wg_wait(&wg);
+	gort_chan_free(steal_c);
+	ck_assert_int_eq(ran, rounds);
+	/* generous: a loaded machine may let sysmon's preemption win a few */
+	ck_assert_msg(stolen >= rounds / 2, "B ran on another thread %d times of %d", stolen, rounds);
+	return 0;
+}
+
+START_TEST(test_runnext_stolen_from_busy_p)
+{
+	run_gort(steal_main, 2, 0);
+}
+END_TEST
+
+/* Owner takes of a biased runnext racing thieves' steals: pairs hand a token
+ * back and forth, and the sender sometimes stays busy after its send, long
+ * enough for the other P to steal the receiver from runnext. Every token
+ * arrives once, in order (a G taken twice would run on two stacks at once). */
+#define HANDOFF_PAIRS 4
+static gort_chan *handoff_c[HANDOFF_PAIRS][2];
+static _Atomic long handoff_bad;
+static long handoff_n;
+
+static void handoff_spin(long i)
+{
+	if (i % 7 == 0) {
+		int64_t until = nanotime() + (i % 5) * 20 * 1000;
+		while (nanotime() < until)
+			procyield(20);
+	}
+}
+
+static void handoff_echo(void *arg)
+{
+	long k = (long)arg, v, want = 0;
+	while (gort_chan_recv(handoff_c[k][0], &v)) {
+		if (v != want++)
+			atomic_fetch_add(&handoff_bad, 1);
+		gort_chan_send(handoff_c[k][1], &v);
+		handoff_spin(v);
+	}
+	gort_wg_done(&wg);
+}
+
+static void handoff_driver(void *arg)
+{
+	long k = (long)arg;
+	for (long i = 0; i < handoff_n; i++) {
+		long v = i;
+		gort_chan_send(handoff_c[k][0], &v);
+		handoff_spin(i + 3);
+		gort_chan_recv(handoff_c[k][1], &v);
+		if (v != i)
+			atomic_fetch_add(&handoff_bad, 1);
+	}
+	gort_chan_close(handoff_c[k][0]);
+	gort_wg_done(&wg);
+}
+
+static int handoff_main(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	handoff_n = scaled(20000);
+	gort_wg_add(&wg, 2 * HANDOFF_PAIRS);
+	for (long k = 0; k < HANDOFF_PAIRS; k++) {
+		handoff_c[k][0] = gort_chan_make(sizeof(long), 0);
+		handoff_c[k][1] = gort_chan_make(sizeof(long), 0);
+		gort_go(handoff_echo, (void *)k);
+		gort_go(handoff_driver, (void *)k);
+	}
+	gort_wg_wait(&wg);
+	for (long k = 0; k < HANDOFF_PAIRS; k++) {
+		gort_chan_free(handoff_c[k][0]);
+		gort_chan_free(handoff_c[k][1]);
+	}
+	ck_assert_int_eq(atomic_load(&handoff_bad), 0);
+	return 0;
+}
+
+START_TEST(test_runnext_handoffs_race_thieves)
+{
+	run_gort(handoff_main, 2, 0);
+}
+END_TEST
+
 static Suite *proc_suite(void)
 {
 	Suite *s = suite_create("proc");
@@ -787,6 +917,8 @@ static Suite *proc_suite(void)
 	tcase_add_test(tc, test_fp_control_state_per_goroutine);
 	tcase_add_test(tc, test_errno_per_goroutine);
 	tcase_add_test(tc, test_park_refused_with_runnext);
+	tcase_add_test(tc, test_runnext_stolen_from_busy_p);
+	tcase_add_test(tc, test_runnext_handoffs_race_thieves);
 	tcase_add_test(tc, test_run_twice);
 	tcase_add_test(tc, test_cgroup_cpu_max_parse);
 	tcase_add_test(tc, test_procs_selection);
