@@ -73,6 +73,36 @@
 	str	x9, [sp, #OFF_FPCR]
 .endm
 
+/* Right after a switch to another stack, before any call: the frames below are
+ * the outermost, for a CFI unwinder (gdb: no return address, CFA and the saved
+ * registers no longer on the stack left) and for a frame-pointer walker (x29 0:
+ * the saved context keeps the goroutine's x29), so neither follows into the
+ * frames of the goroutine that switched out or of the one whose stack it is. */
+.macro OUTERMOST
+	.cfi_def_cfa sp, 0
+	.cfi_undefined x30
+	.cfi_restore x29
+	.cfi_restore x19
+	.cfi_restore x20
+	.cfi_restore x21
+	.cfi_restore x22
+	.cfi_restore x23
+	.cfi_restore x24
+	.cfi_restore x25
+	.cfi_restore x26
+	.cfi_restore x27
+	.cfi_restore x28
+	.cfi_restore d8
+	.cfi_restore d9
+	.cfi_restore d10
+	.cfi_restore d11
+	.cfi_restore d12
+	.cfi_restore d13
+	.cfi_restore d14
+	.cfi_restore d15
+	mov	x29, #0
+.endm
+
 /* void gogo(struct g *gp) */
 	.globl	gogo
 	.hidden	gogo
@@ -128,9 +158,7 @@ mcall:
 	str	x2, [x9]
 	ldr	x10, [x2, #G_SCHED_SP]
 	mov	sp, x10				/* g0's stack, from its top again */
-	.cfi_def_cfa sp, 0
-	.cfi_undefined x30			/* g0's frames start here for an unwinder */
-	mov	x29, #0				/* and for a frame-pointer walker */
+	OUTERMOST				/* g0's frames start here */
 	mov	x16, x0
 	mov	x0, x1
 	blr	x16
@@ -163,9 +191,7 @@ mswitch:
 	ldr	x10, [x0, #G_SCHED_SP]		/* right below next's saved context */
 	and	x10, x10, #~15
 	mov	sp, x10
-	.cfi_def_cfa sp, 0
-	.cfi_undefined x30
-	mov	x29, #0
+	OUTERMOST				/* fn's frames start here (gogo restores x29) */
 	mov	x16, x1
 	mov	x1, x0
 	mov	x0, x2

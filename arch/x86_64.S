@@ -34,6 +34,23 @@
 	fnstcw	4(%rsp)
 .endm
 
+/* Right after a switch to another stack, before any call: the frames below are
+ * the outermost, for a CFI unwinder (gdb: no return address, CFA and the saved
+ * registers no longer on the stack left) and for a frame-pointer walker (rbp 0:
+ * the saved context keeps the goroutine's rbp), so neither follows into the
+ * frames of the goroutine that switched out or of the one whose stack it is. */
+.macro OUTERMOST
+	.cfi_def_cfa rsp, 0
+	.cfi_undefined rip
+	.cfi_restore rbp
+	.cfi_restore rbx
+	.cfi_restore r12
+	.cfi_restore r13
+	.cfi_restore r14
+	.cfi_restore r15
+	xorl	%ebp, %ebp
+.endm
+
 /* void gogo(struct g *gp) */
 	.globl	gogo
 	.hidden	gogo
@@ -86,7 +103,7 @@ mcall:
 	je	badmcall
 	movq	%rdx, %fs:(%rax)
 	movq	G_SCHED_SP(%rdx), %rsp		/* g0's stack, from its top again */
-	.cfi_undefined rip			/* g0's frames start here for an unwinder */
+	OUTERMOST				/* g0's frames start here */
 	movq	%rdi, %rax
 	movq	%rsi, %rdi
 	call	*%rax
@@ -116,7 +133,7 @@ mswitch:
 	movq	%rcx, %fs:(%rax)		/* g0 while fn runs */
 	movq	G_SCHED_SP(%rdi), %rsp		/* right below next's saved context */
 	andq	$-16, %rsp			/* (valgrind allows 128 bytes below it) */
-	.cfi_undefined rip
+	OUTERMOST				/* fn's frames start here (gogo restores rbp) */
 	movq	%rsi, %rax
 	movq	%rdi, %rsi
 	movq	%rdx, %rdi

@@ -557,18 +557,28 @@ END_TEST
 
 /* ---- cooperative: a loop that calls the runtime yields at the call ---- */
 
+static _Atomic int coop_looping;
+
 static void coop_looper(void *arg)
 {
 	(void)arg;
+	atomic_store(&coop_looping, 1);
 	while (!atomic_load_explicit(&stop, memory_order_relaxed))
 		(void)gort_now();
 	gort_wg_done(&wg);
 }
 
+/* Stops the looper once it has run: on the one P, the stopper then runs only
+ * if the looper gave the P up. (Without the wait, a process kept off the CPU
+ * for 20 ms -- valgrind on a loaded machine -- can find the stopper's timer
+ * expired before the looper ever ran: one valgrind run in ten here counted
+ * no preemption at all.) */
 static void coop_stopper(void *arg)
 {
 	(void)arg;
-	gort_sleep(20 * 1000 * 1000);
+	do
+		gort_sleep(20 * 1000 * 1000);
+	while (!atomic_load(&coop_looping));
 	atomic_store(&stop, 1);
 	gort_wg_done(&wg);
 }
@@ -582,6 +592,7 @@ static int coop_main(int argc, char **argv)
 	int r = preempt_code_remove_object((const void *)(uintptr_t)coop_looper);
 	ck_assert(r == 0 || r == -ENOENT);
 	atomic_store(&stop, 0);
+	atomic_store(&coop_looping, 0);
 	struct sysmon_stats before = stats();
 	gort_wg_add(&wg, 2);
 	ck_assert_int_gt(gort_go(coop_looper, NULL), 0);
