@@ -22,6 +22,10 @@
  *      fds instead of failing with EAGAIN (and connect would not return
  *      EINPROGRESS), so one fcntl(F_GETFL) per call keeps POSIX semantics.
  *   3. io_uring (netpoll.c): one request, the goroutine parks until it completes.
+ *      A read or recv on an fd seen as a connected socket (sockhint) asks the
+ *      kernel to wait for readiness before its first try (recv_pollfirst): the
+ *      read goes as the recv(2) without flags it is on a socket, and again as
+ *      a read if the fd turns out to be no socket (ENOTSOCK).
  *      write and send (without MSG_DONTWAIT) resubmit the rest after a short
  *      count, as a blocking write(2) on a socket or pipe only returns when all
  *      is written (or an error comes after some was: then the count).
@@ -56,6 +60,13 @@
  *   - Closing an fd does not wake io_uring requests in flight on it (Linux's own
  *     semantics for threads blocked in read); readiness waiters of the fallback
  *     are woken and see EBADF.
+ *   - The one place where waiting for readiness first differs from read(2): a
+ *     listening socket, whose read fails at once with ENOTCONN but which polls
+ *     readable only when a connection comes. gort_accept and gort_close clear
+ *     an fd's socket hint, and only connected sockets set it; but an fd closed
+ *     with close(2) behind the runtime's back, reused for a listening socket
+ *     and read with gort_read before any gort_accept on it, waits for the first
+ *     connection before it fails with ENOTCONN.
  */
 
 #include <fcntl.h>
@@ -129,6 +140,57 @@ static int fd_nonblock(int fd)
 		gort_syscall_exit();                                    \
 		_ret;                                                   \
 	})
+
+/* ---- which fds are sockets ---- */
+
+/* One bit per fd below SOCKHINT_FDS: "was a connected socket when last seen"
+ * (accept's and connect's results, a send that went out). Only a hint: a
+ * gort_read on a hinted fd goes to the ring as a recv, which fails with
+ * ENOTSOCK, touching nothing, when the fd is no socket any more (closed with
+ * close(2) and reused); the read then goes again as a read. */
+#define SOCKHINT_FDS 65536
+static _Atomic uint64_t sockhint[SOCKHINT_FDS / 64];
+
+static inline bool sockhint_get(int fd)
+{
+	if ((unsigned)fd >= SOCKHINT_FDS)
+		return false;
+	return atomic_load_explicit(&sockhint[fd / 64], memory_order_relaxed) >> (fd % 64) & 1;
+}
+
+/* Sets or clears fd's bit; writes only on a change (the words are shared). */
+static inline void sockhint_put(int fd, bool sock)
+{
+	if ((unsigned)fd >= SOCKHINT_FDS || sockhint_get(fd) == sock)
+		return;
+	uint64_t bit = UINT64_C(1) << (fd % 64);
+	if (sock)
+		atomic_fetch_or_explicit(&sockhint[fd / 64], bit, memory_order_relaxed);
+	else
+		atomic_fetch_and_explicit(&sockhint[fd / 64], ~bit, memory_order_relaxed);
+}
+
+/* What a send's result says of fd: a connected socket if it sent, no socket
+ * at ENOTSOCK; nothing otherwise. */
+static inline void sockhint_now(int fd, ssize_t sent)
+{
+	if (sent >= 0)
+		sockhint_put(fd, true);
+	else if (sent == -ENOTSOCK)
+		sockhint_put(fd, false);
+}
+
+/* Whether a recv on the ring may wait for readiness before its first try
+ * (IORING_RECVSEND_POLL_FIRST), which saves the kernel a try that mostly finds
+ * nothing, but changes what the call does where poll(2) and recv(2) disagree:
+ * only on an fd seen as a connected socket (never a listening one, whose
+ * recv fails at once but which polls readable only for a connection), and
+ * only for flags whose data makes the socket poll readable (not MSG_OOB,
+ * MSG_ERRQUEUE, or MSG_DONTWAIT, which must not wait at all). */
+static inline bool recv_pollfirst(int fd, int flags)
+{
+	return (flags & ~(MSG_PEEK | MSG_WAITALL)) == 0 && sockhint_get(fd) && netpoll_uring_pollfirst();
+}
 
 /* ---- io_uring ---- */
 
@@ -336,6 +398,16 @@ GORT_EXPORT ssize_t gort_read(int fd, void *buf, size_t n)
 	if (nb)
 		return read(fd, buf, n);
 	if (netpoll_uring_has(IOOP_READ)) {
+		if (n > 0 && recv_pollfirst(fd, 0) && netpoll_uring_has(IOOP_RECV)) {
+			/* read(2) on a socket is recv(2) without flags: a recv that
+			 * waits for readiness before it tries (a read here has
+			 * mostly nothing to take yet) */
+			struct ioreq req = { .op = IOOP_RECV, .fd = fd, .buf = buf, .len = rwlen(n), .pollfirst = true };
+			int32_t r = netpoll_uring_do(&req, WAIT_IO_READ);
+			if (r != -ENOTSOCK)
+				return posix(r);
+			sockhint_put(fd, false);
+		}
 		struct ioreq req = { .op = IOOP_READ, .fd = fd, .buf = buf, .len = rwlen(n), .off = (uint64_t)-1 };
 		return posix(netpoll_uring_do(&req, WAIT_IO_READ));
 	}
@@ -349,6 +421,7 @@ GORT_EXPORT ssize_t gort_write(int fd, const void *buf, size_t n)
 	if (!on_goroutine())
 		return write(fd, buf, n);
 	ssize_t now = send_now(fd, buf, n, 0);
+	sockhint_now(fd, now);
 	if (now != -ENOTSOCK)
 		return posix(send_rest(IOOP_WRITE, fd, buf, n, 0, now));
 	int nb = fd_nonblock(fd);
@@ -415,8 +488,14 @@ GORT_EXPORT ssize_t gort_recv(int fd, void *buf, size_t n, int flags)
 	if (nb)
 		return recv(fd, buf, n, flags);
 	if (netpoll_uring_has(IOOP_RECV)) {
-		struct ioreq req = { .op = IOOP_RECV, .fd = fd, .buf = buf, .len = rwlen(n), .flags = flags };
-		return posix(netpoll_uring_do(&req, WAIT_IO_READ));
+		struct ioreq req = {
+			.op = IOOP_RECV, .fd = fd, .buf = buf, .len = rwlen(n), .flags = flags,
+			.pollfirst = recv_pollfirst(fd, flags),
+		};
+		int32_t r = netpoll_uring_do(&req, WAIT_IO_READ);
+		if (r >= 0)
+			sockhint_put(fd, true);
+		return posix(r);
 	}
 	netpoll_count_fallback();
 	return posix(fb_recv(fd, buf, n, flags));
@@ -428,12 +507,15 @@ GORT_EXPORT ssize_t gort_send(int fd, const void *buf, size_t n, int flags)
 	if (!on_goroutine())
 		return send(fd, buf, n, flags);
 	/* ENOTSOCK stays the answer for anything but a socket */
-	return posix(send_rest(IOOP_SEND, fd, buf, n, flags, send_now(fd, buf, n, flags)));
+	ssize_t now = send_now(fd, buf, n, flags);
+	sockhint_now(fd, now);
+	return posix(send_rest(IOOP_SEND, fd, buf, n, flags, now));
 }
 
 GORT_EXPORT int gort_accept(int fd, struct sockaddr *addr, socklen_t *len)
 {
 	fd = stdio_fd(fd);
+	sockhint_put(fd, false); /* listening: its recv must never wait */
 	if (!on_goroutine())
 		return accept4(fd, addr, len, SOCK_CLOEXEC);
 	int nb = fd_nonblock(fd);
@@ -445,7 +527,10 @@ GORT_EXPORT int gort_accept(int fd, struct sockaddr *addr, socklen_t *len)
 		struct ioreq req = {
 			.op = IOOP_ACCEPT, .fd = fd, .buf = addr, .off = (uint64_t)(uintptr_t)len, .flags = SOCK_CLOEXEC,
 		};
-		return (int)posix(netpoll_uring_do(&req, WAIT_IO_READ));
+		int32_t r = netpoll_uring_do(&req, WAIT_IO_READ);
+		if (r >= 0)
+			sockhint_put(r, true);
+		return (int)posix(r);
 	}
 	netpoll_count_fallback();
 	/* Not a listening socket: accept4 fails at once (ENOTSOCK, EINVAL), and
@@ -492,6 +577,8 @@ GORT_EXPORT int gort_connect(int fd, const struct sockaddr *addr, socklen_t len)
 			r = 0;
 		else if (req.resubmitted && r == -EALREADY && netpoll_uring_has(IOOP_POLL))
 			r = connect_finish(fd);
+		if (r == 0)
+			sockhint_put(fd, true);
 		return (int)posix(r);
 	}
 	netpoll_count_fallback();
@@ -532,8 +619,10 @@ GORT_EXPORT int gort_close(int fd)
 	 * before it returns. A close may block (SO_LINGER, network filesystems):
 	 * a system call section. */
 	int r = (int)handoff(close(fd));
-	if (r == 0 || r == -EINTR)
+	if (r == 0 || r == -EINTR) {
 		netpoll_fd_closed(fd); /* the fd is gone either way on Linux */
+		sockhint_put(fd, false);
+	}
 	return (int)posix(r);
 }
 

@@ -60,9 +60,14 @@
  * eventfd per ring (io_uring_register_eventfd): the ring fd is pollable already,
  * and an eventfd costs a write per completion batch. Why not a wait ring with
  * IORING_OP_POLL_ADD on each P's ring fd: it is epoll with more steps, and the
- * fallback needs the epoll set anyway. Why not COOP_TASKRUN: the kernel would
- * then wait for the submitting thread to enter the kernel before posting some
- * completions, and that thread may be asleep in stopm.
+ * fallback needs the epoll set anyway. Why not COOP_TASKRUN: it only drops the
+ * interrupt (IPI) that makes a submitter running user code take its task work
+ * at once; a submitter asleep in stopm or epoll_wait is still woken (checked
+ * on 6.18: a completion for a thread asleep in a futex came as fast as
+ * without it). Under wrk such IPIs were 0.014 per request (reschedule and
+ * call-function interrupts counted by tracepoints), so there is little to
+ * save, and with it a goroutine computing without system calls would hold
+ * its M's completions until the next timer tick (4 ms at HZ=250).
  *
  * What this costs, measured (HTTP keep-alive under wrk, 2 CPUs): a socket
  * completion is posted by task work on the thread that submitted the request.
@@ -89,6 +94,39 @@
  * for that call to end, and a cancellation would have to be sent to the owner
  * rather than submitted by the canceller. The rings stay per P.
  *
+ * Where an HTTP request's time goes (session 11, wrk -c64 against bench/httpd.c,
+ * perf stat and perf record on the server, 6.18, per request): 2.5 system calls
+ * (send 1.0, fcntl 1.0, io_uring_enter 0.27, epoll_wait 0.12, futex 0.1; Go's
+ * twin makes 3.3: read 2.0, write 1.0, epoll_pwait 0.3), 0.08 wakeups of the
+ * server's Ms (most of them the poller woken by its own task work, which is the
+ * cheap case; the double wakeup above is ~1 in 5 of those), about 0.01 IPIs.
+ * Half the server's CPU is send(2) itself, most of it loopback delivery into
+ * wrk's socket; then sleeping and waking (~15%), io_uring (~15%), the fcntl
+ * (~3.5%); the runtime's own code a few percent. Measured and kept:
+ *   - Reads on sockets wait for readiness before their first try
+ *     (IORING_RECVSEND_POLL_FIRST, io.c's recv_pollfirst): 99% of the reads a
+ *     server submits find nothing yet, and the inline try io_uring makes at
+ *     submission (a tcp_recvmsg that fails with EAGAIN) was pure cost:
+ *     io_uring_enter's share of the server's CPU went from 7.7% to 5.2% (one
+ *     perf record each; throughput differences stayed inside the noise). A
+ *     read(2) goes to the ring as the recv(2) without flags it is on a
+ *     socket, for fds io.c has seen as connected sockets.
+ *   - The fcntl(F_GETFL) per read stays. On 6.18 io_uring still waits on
+ *     O_NONBLOCK sockets and pipes (READ and RECV, checked), so only the flag
+ *     tells EAGAIN from a wait, and no call returns the flag without a system
+ *     call; a cache could not see another thread's or process's F_SETFL.
+ *     Trying recv(MSG_DONTWAIT) first instead moves the fcntl behind the
+ *     EAGAIN, which is what nearly every read of a server gets: three calls
+ *     instead of two.
+ * Under the other engineers' load (4-10 runnable threads on the 2 CPUs) gort's
+ * requests per second fell to Go's or below (medians of interleaved runs),
+ * likely because each completion needs the submitting M on a CPU to run its
+ * task work, where Go's poller reads on any M (not proven). Removing the
+ * double wakeup would need the Ms that sleep in stopm to wait where task work
+ * wakes them up to user space (epoll_wait returns EINTR, a futex wait is
+ * restarted inside the kernel), so that an M woken by its own completions runs
+ * them; not done.
+ *
  * Kept instead: socket writes go out with one send(MSG_DONTWAIT) and no ring
  * request when the socket takes them whole (io.c): per HTTP request that is
  * one system call instead of an fcntl(F_GETFL) plus a share of an
@@ -106,7 +144,9 @@
  *     request never ran, so netpoll_uring_do simply submits it again. The same
  *     for -EINTR, which only io_uring's own workers ever see.
  *   - io_uring waits on O_NONBLOCK files instead of failing with EAGAIN; io.c
- *     checks the flag first so that the calls keep POSIX semantics.
+ *     checks the flag first so that the calls keep POSIX semantics. (preadv2's
+ *     RWF_NOWAIT, which sockets and pipes honour, does not help: it fails
+ *     whatever the flag says.)
  *   - In-flight requests hold a reference to their file: closing an fd does not
  *     wake them (as with threads blocked in read(2) on Linux).
  *
@@ -169,6 +209,7 @@ static struct {
 	int32_t nrings;
 	bool has[IOOP_COUNT];        /* the ring serves this op */
 	bool has_linktimeout;
+	bool has_pollfirst;          /* IORING_RECVSEND_POLL_FIRST (5.19, as COOP_TASKRUN) */
 	uint32_t fallback_ops;
 	_Atomic bool closing;        /* netpoll_fini: cancellations are final */
 	_Atomic uint64_t epollwaits; /* epoll_wait calls (staleness of the fallback) */
@@ -381,6 +422,8 @@ static void prep(struct io_uring_sqe *sqe, struct ioreq *req)
 		break;
 	case IOOP_RECV:
 		io_uring_prep_recv(sqe, req->fd, req->buf, req->len, req->flags);
+		if (req->pollfirst)
+			sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
 		break;
 	case IOOP_SEND:
 		io_uring_prep_send(sqe, req->fd, req->buf, req->len, req->flags);
@@ -457,6 +500,11 @@ static bool uring_park(struct g *gp, void *arg)
 bool netpoll_uring_has(enum ioop op)
 {
 	return np.mode == NETPOLL_URING && np.has[op];
+}
+
+bool netpoll_uring_pollfirst(void)
+{
+	return np.has_pollfirst;
 }
 
 /* Under valgrind: the kernel wrote these bytes asynchronously, where memcheck
@@ -707,6 +755,19 @@ static int ring_setup(struct pio *io)
 	return 0;
 }
 
+/* IORING_RECVSEND_POLL_FIRST came with 5.19, as IORING_SETUP_COOP_TASKRUN did;
+ * an older kernel fails the recv with EINVAL, and no flag of the probe says
+ * it, so a throwaway ring asks for COOP_TASKRUN. */
+static bool kernel_has_pollfirst(void)
+{
+	struct io_uring ring;
+	struct io_uring_params p = { .flags = IORING_SETUP_COOP_TASKRUN };
+	if (io_uring_queue_init_params(1, &ring, &p) < 0)
+		return false;
+	io_uring_queue_exit(&ring);
+	return true;
+}
+
 static void rings_teardown(void)
 {
 	for (int32_t i = 0; i < np.nrings; i++) {
@@ -727,6 +788,7 @@ static int rings_init(void)
 			return r;
 		}
 	}
+	np.has_pollfirst = kernel_has_pollfirst();
 	struct io_uring_probe *probe = io_uring_get_probe_ring(&np.rings[0]->ring);
 	if (!probe) {
 		rings_teardown(); /* before 5.6: too old for the ops we need */

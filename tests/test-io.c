@@ -705,6 +705,116 @@ START_TEST(test_nonblocking_fds)
 }
 END_TEST
 
+/* ---- O_NONBLOCK flipped between calls; reads on sockets ---- */
+
+static _Atomic int sends_done;
+
+/* writes one byte to fd after 20 ms (the reader is parked by then, mostly) */
+static void delayed_send(void *arg)
+{
+	gort_sleep(20 * 1000000LL);
+	ck_assert_int_eq(gort_write((int)(intptr_t)arg, "k", 1), 1);
+	atomic_fetch_add(&sends_done, 1);
+}
+
+/* a read of one byte that must park until delayed_send's byte comes */
+static void read_parks(int rfd, int wfd)
+{
+	int before = atomic_load(&sends_done);
+	ck_assert_int_gt(gort_go(delayed_send, (void *)(intptr_t)wfd), 0);
+	char c = 0;
+	ck_assert_int_eq(gort_read(rfd, &c, 1), 1);
+	ck_assert_int_eq(c, 'k');
+	int64_t deadline = gort_now() + 30 * 1000000000LL;
+	while (atomic_load(&sends_done) == before && gort_now() < deadline)
+		gort_sleep(1000000);
+	ck_assert_int_gt(atomic_load(&sends_done), before);
+}
+
+/* rfd is O_NONBLOCK and empty: EAGAIN at once, nothing submitted or waited on */
+static void read_eagain_now(int rfd, bool sock)
+{
+	struct netpoll_stats st0 = stats();
+	char buf[8];
+	expect_errno(gort_read(rfd, buf, sizeof buf), EAGAIN);
+	if (sock)
+		expect_errno(gort_recv(rfd, buf, sizeof buf, 0), EAGAIN);
+	struct netpoll_stats st1 = stats();
+	ck_assert_uint_eq(st1.submitted, st0.submitted);
+	ck_assert_uint_eq(st1.fdwaits, st0.fdwaits);
+}
+
+static int flip_main(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	/* a TCP connection made by gort_connect and gort_accept */
+	uint16_t port;
+	int lfd = listen_loopback(&port);
+	int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	ck_assert_int_eq(gort_connect(c, (struct sockaddr *)&a, sizeof a), 0);
+	int s = gort_accept(lfd, NULL, NULL);
+	ck_assert_int_ge(s, 0);
+	int p[2];
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	for (int round = 0; round < 3; round++) {
+		/* blocking: the read parks and completes; after an O_NONBLOCK
+		 * set between two calls, EAGAIN at once; cleared again, it parks */
+		read_parks(s, c);
+		read_parks(p[0], p[1]);
+		ck_assert_int_eq(fcntl(s, F_SETFL, O_NONBLOCK), 0);
+		ck_assert_int_eq(fcntl(p[0], F_SETFL, O_NONBLOCK), 0);
+		read_eagain_now(s, true);
+		read_eagain_now(p[0], false);
+		ck_assert_int_eq(fcntl(s, F_SETFL, 0), 0);
+		ck_assert_int_eq(fcntl(p[0], F_SETFL, 0), 0);
+	}
+	/* recv flags that must not wait for readiness first: MSG_OOB with no
+	 * urgent data fails at once, MSG_DONTWAIT returns EAGAIN at once */
+	char buf[8];
+	expect_errno(gort_recv(s, buf, sizeof buf, MSG_OOB), EINVAL);
+	expect_errno(gort_recv(s, buf, sizeof buf, MSG_DONTWAIT), EAGAIN);
+	/* MSG_PEEK waits, and leaves the data */
+	ck_assert_int_gt(gort_go(delayed_send, (void *)(intptr_t)c), 0);
+	ck_assert_int_eq(gort_recv(s, buf, sizeof buf, MSG_PEEK), 1);
+	ck_assert_int_eq(gort_read(s, buf, sizeof buf), 1);
+	ck_assert_int_eq(buf[0], 'k');
+
+	/* The fd number of a socket closed with close(2) (the runtime does not
+	 * see it) and reused by a pipe: reads and parks as a pipe's. */
+	int num = s;
+	ck_assert_int_eq(close(s), 0);
+	ck_assert_int_eq(dup2(p[0], num), num);
+	ck_assert_int_eq(gort_write(p[1], "xy", 2), 2);
+	ck_assert_int_eq(gort_read(num, buf, sizeof buf), 2);
+	ck_assert_mem_eq(buf, "xy", 2);
+	read_parks(num, p[1]);
+	ck_assert_int_eq(gort_close(num), 0);
+	/* ... and by a listening socket that gort_accept has seen: a read fails at
+	 * once with ENOTCONN, as read(2) does (it must not wait for a connection) */
+	ck_assert_int_eq(gort_write(c, "z", 1), 1); /* the hint: c is a socket */
+	num = c;
+	ck_assert_int_eq(close(c), 0);
+	ck_assert_int_eq(dup2(lfd, num), num);
+	ck_assert_int_eq(fcntl(num, F_SETFL, O_NONBLOCK), 0);
+	expect_errno(gort_accept(num, NULL, NULL), EAGAIN);
+	ck_assert_int_eq(fcntl(num, F_SETFL, 0), 0);
+	expect_errno(gort_read(num, buf, sizeof buf), ENOTCONN);
+	expect_errno(gort_recv(num, buf, sizeof buf, 0), ENOTCONN);
+	gort_close(num);
+	gort_close(lfd);
+	gort_close(p[0]);
+	gort_close(p[1]);
+	return 0;
+}
+
+START_TEST(test_nonblock_flips)
+{
+	run_gort(flip_main, 2, 0);
+}
+END_TEST
+
 /* ---- gort_poll ---- */
 
 static struct {
@@ -1381,6 +1491,7 @@ static Suite *io_suite(void)
 	tcase_add_test(tc, test_files);
 	tcase_add_test(tc, test_accept_connect);
 	tcase_add_test(tc, test_nonblocking_fds);
+	tcase_add_test(tc, test_nonblock_flips);
 	tcase_add_test(tc, test_epipe);
 	tcase_add_test(tc, test_poll);
 	tcase_add_test(tc, test_cancel);
