@@ -1,5 +1,7 @@
 /* runtime/chan.c: channels with Go's semantics: direct hand-off between goroutines, buffered rings, close, per-task ownership. */
+#include <sched.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "chan.h"
 
@@ -23,9 +25,112 @@
  * Waiters are FIFO (waitq). close wakes every receiver with a zero element and
  * ok=false and every blocked sender, which then panics, as in Go.
  *
+ * The lock is biased to a P (chanlock). With the runnext hand-off made free
+ * of locked instructions (proc.c's essay, "Runnext"), the channel lock's
+ * exchange was what remained of them on a hop: two per hop (the sender's, and
+ * the receiver's before it parks), the most expensive instructions of the
+ * hop, since each waits for the store buffer to drain. But a channel whose
+ * ends both run on one P (a hand-off pair, a ring, a pipeline whose stages
+ * take turns on one P) is locked by one P at a time anyway. So, with
+ * lock_futex.c's asymmetric fence: once one P has taken a channel's lock
+ * CHANLOCK_REBIAS times in a row, the lock is biased to it (c->bias = its
+ * id + 1): its goroutines take it by storing c in a free slot of their P's
+ * chanheld, loading c->bias again and finding it still theirs; chanunlock
+ * clears the slot. Two goroutines of one P never contend: the holder is
+ * pinned to the P's M until it unlocks. Anyone else takes the mutex, then
+ * revokes: bias = 0, membarrier (after which no biased take can start: its
+ * second load sees 0), and waits until no slot of the old bias P holds c (a
+ * biased take in progress finishes or backs out). The slots are the P's, not
+ * the channel's: a taker that loaded an old bias and was descheduled before
+ * its store must not overwrite what the holder of a newer bias stored (it
+ * did, with a held word in the channel: "unlock of unlocked lock" under the
+ * stress suite). chanunlock knows which way the caller took it from its P's
+ * slots: only that P's running goroutine writes them. All slots in use (a
+ * select over many channels): the mutex. A channel used from two Ps in turn
+ * is never biased (no run of
+ * CHANLOCK_REBIAS), so it never pays a revocation; one that moves between Ps
+ * pays one membarrier per move. Without membarrier no lock is ever biased.
+ *
  * Rejected: a sudog pool per P (Go's acquireSudog). Go needs it because its
  * stacks move; ours don't, so a sudog is a local of the blocked call.
  */
+
+/* consecutive takes by one P before the lock is biased to it */
+#define CHANLOCK_REBIAS 64
+
+/* Takes c->lock the unbiased way (the mutex), revoking a bias to another P;
+ * biases it to me (our P's id + 1, 0 without a P) after a run of takes. */
+static __attribute__((noinline)) void chanlock_slow(struct hchan *c, int32_t me)
+{
+	lock(&c->lock);
+	int32_t b = atomic_load_explicit(&c->bias, memory_order_relaxed);
+	if (b != 0 && b != me) {
+		atomic_store_explicit(&c->bias, 0, memory_order_relaxed);
+		/* a biased take that loads bias after this barrier backs out; one
+		 * that loaded it before has its slot store visible after it */
+		while (membarrier_all() < 0) {
+			struct timespec ts = { 0, 1000 * 1000 };
+			nanosleep(&ts, NULL); /* transient (ENOMEM): revoking needs the barrier */
+		}
+		/* (no runtime, or fewer Ps than when c was biased: nobody holds it so) */
+		struct p **ps = allp;
+		struct p *bp = ps && b <= gomaxprocs ? ps[b - 1] : NULL;
+		for (int i = 0; bp && i < (int)ARRAY_SIZE(bp->chanheld); i++)
+			while (atomic_load_explicit(&bp->chanheld[i], memory_order_acquire) == c)
+				sched_yield(); /* a few instructions, unless its thread was preempted */
+		b = 0;
+	}
+	if (me == 0 || me != c->lastp) {
+		c->lastp = me;
+		c->nsame = 1;
+	} else if (++c->nsame >= CHANLOCK_REBIAS && b == 0 && membarrier_ok()) {
+		atomic_store_explicit(&c->bias, me, memory_order_release);
+	}
+}
+
+void chanlock(struct hchan *c)
+{
+	struct g *gp = getg();
+	struct m *mp = gp ? gp->m : NULL;
+	struct p *pp = mp ? mp->p : NULL;
+	int32_t me = pp ? pp->id + 1 : 0;
+	if (likely(me != 0) && atomic_load_explicit(&c->bias, memory_order_relaxed) == me) {
+		for (int i = 0; i < (int)ARRAY_SIZE(pp->chanheld); i++) {
+			if (atomic_load_explicit(&pp->chanheld[i], memory_order_relaxed))
+				continue;
+			mp->locks++;
+			atomic_store_explicit(&pp->chanheld[i], c, memory_order_relaxed);
+			/* store, then load: ordered for us by a revoker's membarrier */
+			atomic_signal_fence(memory_order_seq_cst);
+			if (likely(atomic_load_explicit(&c->bias, memory_order_acquire) == me))
+				return;
+			/* revoked meanwhile: the revoker waits for this */
+			atomic_store_explicit(&pp->chanheld[i], NULL, memory_order_release);
+			mp->locks--;
+			break;
+		}
+	}
+	chanlock_slow(c, me);
+}
+
+void chanunlock(struct hchan *c)
+{
+	struct g *gp = getg();
+	struct m *mp = gp ? gp->m : NULL;
+	struct p *pp = mp ? mp->p : NULL;
+	if (likely(pp != NULL)) {
+		for (int i = 0; i < (int)ARRAY_SIZE(pp->chanheld); i++) {
+			if (atomic_load_explicit(&pp->chanheld[i], memory_order_relaxed) != c)
+				continue;
+			/* c may be freed once this is seen: nothing of it after */
+			atomic_store_explicit(&pp->chanheld[i], NULL, memory_order_release);
+			if (--mp->locks < 0)
+				throw("runtime lock count underflow");
+			return;
+		}
+	}
+	unlock(&c->lock);
+}
 
 /* q->first is also read without the lock (chanfull/chanempty's peeks). */
 static inline void setfirst(struct waitq *q, struct sudog *sg)
@@ -137,7 +242,7 @@ void chan_cancel_task(struct task *t, struct gqueue *ret)
 		if (o->free_fn != chan_free_obj)
 			continue;
 		struct hchan *c = (struct hchan *)((char *)o - offsetof(struct hchan, obj));
-		lock(&c->lock);
+		chanlock(c);
 		/* A sudog in a queue is a parked goroutine's: it queued itself under
 		 * this lock and only gopark's unlock function released it. */
 		for (int dir = 0; dir < 2; dir++) {
@@ -159,7 +264,7 @@ void chan_cancel_task(struct task *t, struct gqueue *ret)
 				gqueue_push(ret, gp);
 			}
 		}
-		unlock(&c->lock);
+		chanunlock(c);
 	}
 	unlock(&t->lock);
 	/* The selects we won: every sudog of theirs leaves its channel, as selectgo
@@ -167,9 +272,9 @@ void chan_cancel_task(struct task *t, struct gqueue *ret)
 	struct g *gp;
 	while ((gp = gqueue_pop(&sel))) {
 		for (struct sudog *sg = gp->waiting; sg; sg = sg->waitlink) {
-			lock(&sg->c->lock);
+			chanlock(sg->c);
 			waitq_unlink_any(sg->c, sg);
-			unlock(&sg->c->lock);
+			chanunlock(sg->c);
 		}
 		gqueue_push(ret, gp);
 	}
@@ -186,7 +291,7 @@ static struct g *mustg(const char *op)
 static bool chanparkcommit(struct g *gp, void *arg)
 {
 	(void)gp;
-	unlock(arg);
+	chanunlock(arg);
 	return true;
 }
 
@@ -276,38 +381,38 @@ static bool chansend(struct hchan *c, const void *ep, bool block)
 	if (!block && !atomic_load_explicit(&c->closed, memory_order_relaxed) && chanfull(c))
 		return false;
 
-	lock(&c->lock);
+	chanlock(c);
 	if (unlikely(atomic_load_explicit(&c->closed, memory_order_relaxed))) {
-		unlock(&c->lock);
+		chanunlock(c);
 		gort_panic("send on closed channel");
 	}
 	struct sudog *sg = waitq_dequeue(&c->recvq);
 	if (sg) {
 		struct g *gp = chan_send_to(c, sg, ep);
-		unlock(&c->lock);
+		chanunlock(c);
 		goready(gp);
 		return true;
 	}
 	if (atomic_load_explicit(&c->qcount, memory_order_relaxed) < c->dataqsiz) {
 		chan_bufsend(c, ep);
-		unlock(&c->lock);
+		chanunlock(c);
 		return true;
 	}
 	if (!block) {
-		unlock(&c->lock);
+		chanunlock(c);
 		return false;
 	}
 
 	struct g *gp = getg();
 	if (unlikely(!gp || gp == gp->m->g0)) {
-		unlock(&c->lock);
+		chanunlock(c);
 		mustg("chan send");
 	}
 	struct sudog mysg = { .g = gp, .elem = (void *)ep, .c = c };
 	gp->param = NULL;
 	gp->waiting = &mysg;
 	waitq_enqueue(&c->sendq, &mysg);
-	gopark(chanparkcommit, &c->lock, WAIT_CHAN_SEND);
+	gopark(chanparkcommit, c, WAIT_CHAN_SEND);
 	gp->waiting = NULL;
 	gp->param = NULL;
 	if (!mysg.success)
@@ -337,10 +442,10 @@ static bool chanrecv(struct hchan *c, void *ep, bool block, bool *received)
 		}
 	}
 
-	lock(&c->lock);
+	chanlock(c);
 	if (atomic_load_explicit(&c->closed, memory_order_relaxed) &&
 	    atomic_load_explicit(&c->qcount, memory_order_relaxed) == 0) {
-		unlock(&c->lock);
+		chanunlock(c);
 		elemclear(ep, c->elemsize);
 		*received = false;
 		return true;
@@ -348,32 +453,32 @@ static bool chanrecv(struct hchan *c, void *ep, bool block, bool *received)
 	struct sudog *sg = waitq_dequeue(&c->sendq);
 	if (sg) {
 		struct g *gp = chan_recv_from(c, sg, ep);
-		unlock(&c->lock);
+		chanunlock(c);
 		goready(gp);
 		*received = true;
 		return true;
 	}
 	if (atomic_load_explicit(&c->qcount, memory_order_relaxed) > 0) {
 		chan_bufrecv(c, ep);
-		unlock(&c->lock);
+		chanunlock(c);
 		*received = true;
 		return true;
 	}
 	if (!block) {
-		unlock(&c->lock);
+		chanunlock(c);
 		return false;
 	}
 
 	struct g *gp = getg();
 	if (unlikely(!gp || gp == gp->m->g0)) {
-		unlock(&c->lock);
+		chanunlock(c);
 		mustg("chan receive");
 	}
 	struct sudog mysg = { .g = gp, .elem = ep, .c = c };
 	gp->param = NULL;
 	gp->waiting = &mysg;
 	waitq_enqueue(&c->recvq, &mysg);
-	gopark(chanparkcommit, &c->lock, WAIT_CHAN_RECV);
+	gopark(chanparkcommit, c, WAIT_CHAN_RECV);
 	gp->waiting = NULL;
 	gp->param = NULL;
 	*received = mysg.success;
@@ -384,9 +489,9 @@ static void closechan(struct hchan *c)
 {
 	if (unlikely(!c))
 		gort_panic("close of nil channel");
-	lock(&c->lock);
+	chanlock(c);
 	if (unlikely(atomic_load_explicit(&c->closed, memory_order_relaxed))) {
-		unlock(&c->lock);
+		chanunlock(c);
 		gort_panic("close of closed channel");
 	}
 	atomic_store_explicit(&c->closed, 1, memory_order_release);
@@ -407,7 +512,7 @@ static void closechan(struct hchan *c)
 		sg->g->param = sg;
 		gqueue_push(&q, sg->g);
 	}
-	unlock(&c->lock);
+	chanunlock(c);
 	struct g *gp;
 	while ((gp = gqueue_pop(&q)))
 		goready(gp);
@@ -441,9 +546,9 @@ GORT_EXPORT void gort_chan_free(gort_chan *ch)
 	struct hchan *c = hchan(ch);
 	if (!c)
 		return;
-	lock(&c->lock);
+	chanlock(c);
 	bool busy = c->recvq.first || c->sendq.first;
-	unlock(&c->lock);
+	chanunlock(c);
 	if (unlikely(busy))
 		gort_panic("free of a channel with goroutines blocked on it");
 	task_disown(c->task, &c->obj);

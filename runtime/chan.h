@@ -38,13 +38,17 @@ struct waitq {
 struct hchan {
 	/* what every operation touches first, in the first cache line (a
 	 * channel is allocated on a line of its own) */
-	struct mutex lock;
+	struct mutex lock;            /* through chanlock/chanunlock only (chan.c) */
 	_Atomic uint32_t closed;
+	/* chanlock's bias (chan.c's essay): the P id + 1 whose goroutines take
+	 * the lock with plain stores (into the P's chanheld), 0 none */
+	_Atomic int32_t bias;
 	struct waitq recvq, sendq;
 	_Atomic size_t qcount;
 	size_t dataqsiz;
 	size_t elemsize;
 	size_t sendx, recvx;
+	int32_t lastp, nsame;        /* chanlock, under lock: who took it, how often in a row */
 	struct task_obj obj;         /* on task->objs: freed with its task */
 	struct task *task;           /* owner, NULL if made outside any task */
 	_Alignas(16) char buf[];     /* the ring, dataqsiz * elemsize bytes */
@@ -74,6 +78,12 @@ static inline void elemclear(void *dst, size_t n)
 	if (dst && n)
 		memset(dst, 0, n);
 }
+
+/* chanlock: takes c's lock, biased to the P that uses it (chan.c's essay);
+ * pins the calling goroutine to its M until chanunlock, as lock() does. Any
+ * thread. chanunlock: releases it, on the M that took it. Neither can fail. */
+void chanlock(struct hchan *c);
+void chanunlock(struct hchan *c);
 
 /* waitq operations (chan.c); the caller holds the channel's lock. dequeue skips
  * (and drops) select sudogs whose goroutine another case already won. */

@@ -104,15 +104,25 @@
  *     finds runnext empty or refilled) or the owner's later load sees
  *     runnextsteal (and takes by CAS, which fails if the thief won).
  * Without membarrier (GORT_LOCK_NO_MEMBARRIER=1, old kernels) the owner
- * exchanges and CASes as the thieves do. Thieves steal runnext only on
- * their last pass, and from a running P only after a ~3 us wait (as Go:
- * the owner is probably about to run it) during which runnextgen (Gs put
- * so far) did not move: a P that keeps refilling runnext is running a
- * chain of hand-offs, one runnable G at a time, where a steal only splits
- * the pair across Ps (the same pointer is no proof: a ping-pong pair puts
- * the same two Gs in turn). The thief waits again then, which keeps it
- * counted as spinning (so the owner's wakeps cost two loads, not a futex
- * wake each), unless the global queue or its own timers want it.
+ * exchanges and CASes as the thieves do.
+ *
+ * Hovering. Thieves steal runnext only on their last pass, and from a running
+ * P only after a ~3 us wait (as Go: the owner is probably about to run it)
+ * during which runnextgen (Gs put so far) did not move: a P that keeps
+ * refilling runnext runs a chain of hand-offs, one runnable G at a time,
+ * where a steal only splits the pair across Ps (and the same pointer is no
+ * proof of a stranded G: a ping-pong pair puts the same two Gs in turn). The
+ * thief then waits again ("hovers"), and also when runnext is empty but
+ * runnextgen moves (between two hand-offs), or stood still for less than
+ * HOVER_NS (the owner's thread descheduled mid-chain). Giving up instead
+ * costs the owner at each hand-off after it: its wakep finds an idle P and
+ * nobody spinning, and wakes us again (startm: a lock and a futex wake, a
+ * few microseconds of the owner's time; we then run the final check's
+ * membarrier, an interrupt on the owner's CPU); measured on ping-pong with
+ * 2 Ps: ~12,000 of each per second. A hovering M stays counted as spinning,
+ * so the owner's wakeps cost two loads; it sleeps between looks, and leaves
+ * as soon as anything else wants it (thief_wanted: the global queue, another
+ * P's queue, io, its own timers, shutdown).
  *
  * Locked threads (gort_lock_os_thread). A locked G runs only on its M. When it
  * parks, its M gives its P away and sleeps (stoplockedm); whoever dequeues the
@@ -572,9 +582,53 @@ static struct g *runqget(struct p *pp, bool *ret_inherit)
 	}
 }
 
+/* thief_wanted: whether a spinning M waiting for victim's runnext has better
+ * things to do: the global queue, another P's queue, io completions or io
+ * waiters with nobody blocked in netpoll (it would be that M), an expired
+ * timer of its own P, or shutdown. */
+static bool thief_wanted(struct p *victim)
+{
+	struct p *self = getg()->m->p;
+	if (atomic_load_explicit(&sched.runqsize, memory_order_relaxed) != 0 ||
+	    atomic_load_explicit(&sched.stopping, memory_order_relaxed) || netpoll_pending() ||
+	    (atomic_load_explicit(&sched.lastpoll, memory_order_relaxed) != 0 && netpoll_waiters()))
+		return true;
+	int64_t when = atomic_load_explicit(&self->timer0when, memory_order_relaxed);
+	if (when != 0 && when <= nanotime())
+		return true;
+	for (int32_t i = 0; i < gomaxprocs; i++) {
+		struct p *p2 = allp[i];
+		if (p2 != victim && p2 != self && !runqempty(p2))
+			return true;
+	}
+	return false;
+}
+
+/* A thief hovering over a chain of hand-offs leaves once runnextgen has not
+ * moved for this long (the owner computes, or its thread is descheduled). */
+#define HOVER_NS (1000 * 1000)
+
+/* runnext_moving: whether pp's owner is putting Gs into runnext now (a
+ * hand-off takes well under a microsecond): watches runnextgen for 2 us. */
+static bool runnext_moving(struct p *pp)
+{
+	uint32_t gen = atomic_load_explicit(&pp->runnextgen, memory_order_relaxed);
+	int64_t until = nanotime() + 2000;
+	do {
+		procyield(10);
+		if (atomic_load_explicit(&pp->runnextgen, memory_order_relaxed) != gen)
+			return true;
+	} while (nanotime() < until);
+	return false;
+}
+
 /* Grabs half of pp's queue into batch[batchhead...]; returns how many. */
 static uint32_t runqgrab(struct p *pp, struct g *_Atomic *batch, uint32_t batchhead, bool steal_runnext)
 {
+	/* hovering over pp's chain of hand-offs: its runnextgen, when it moved */
+	bool hovering = false;
+	uint32_t gen = 0;
+	int64_t moved = 0;
 	for (;;) {
 		uint32_t head = atomic_load_explicit(&pp->runqhead, memory_order_acquire);
 		uint32_t tail = atomic_load_explicit(&pp->runqtail, memory_order_acquire);
@@ -584,31 +638,43 @@ static uint32_t runqgrab(struct p *pp, struct g *_Atomic *batch, uint32_t batchh
 			if (!steal_runnext)
 				return 0;
 			struct g *next = atomic_load_explicit(&pp->runnext, memory_order_acquire);
-			if (!next)
-				return 0;
 			if (atomic_load_explicit(&pp->status, memory_order_relaxed) == P_RUNNING) {
-				/* pp's M is probably about to run next itself (a channel hand-off
-				 * takes ~50 ns); stealing it would bounce the pair between Ps. */
-				uint32_t gen = atomic_load_explicit(&pp->runnextgen, memory_order_relaxed);
+				/* pp's M is probably about to run next itself (a channel
+				 * hand-off takes well under a microsecond); stealing it
+				 * would bounce the pair between Ps. The essay's "Runnext"
+				 * says when we wait (hover) instead, and for how long. */
+				if (!hovering) {
+					gen = atomic_load_explicit(&pp->runnextgen, memory_order_relaxed);
+					if (!next && !runnext_moving(pp))
+						return 0;
+					hovering = true;
+					moved = nanotime();
+				}
 				struct timespec ts = { 0, 3000 };
 				nanosleep(&ts, NULL);
-				/* Another G went through runnext meanwhile: the owner keeps
-				 * taking it (a chain of hand-offs, one runnable G at a time),
-				 * and the one there now is as likely its next. The same
-				 * pointer is no proof of the contrary: a ping-pong pair puts
-				 * the same two Gs there in turn. Only a runnext that sat
-				 * untouched through the wait is stranded. Wait again, as
-				 * after a failed exchange (a spinning M that waits here keeps
-				 * wakep from waking another), unless the global queue or an
-				 * expired timer of our own wants us. */
-				if (atomic_load_explicit(&pp->runnextgen, memory_order_relaxed) != gen) {
-					struct p *self = getg()->m->p;
-					int64_t when = atomic_load_explicit(&self->timer0when, memory_order_relaxed);
-					if (atomic_load_explicit(&sched.runqsize, memory_order_relaxed) != 0 ||
-					    (when != 0 && when <= nanotime()))
+				uint32_t gen2 = atomic_load_explicit(&pp->runnextgen, memory_order_relaxed);
+				int64_t now = nanotime();
+				if (gen2 != gen) {
+					/* a chain of hand-offs: the G there now is as likely
+					 * the owner's next (the same pointer is no proof of
+					 * the contrary: a ping-pong pair puts the same two Gs
+					 * there in turn) */
+					gen = gen2;
+					moved = now;
+					if (thief_wanted(pp))
 						return 0;
 					continue;
 				}
+				/* untouched through the wait: a G there is stranded */
+				next = atomic_load_explicit(&pp->runnext, memory_order_acquire);
+				if (!next) {
+					/* the owner's M is likely descheduled mid-chain */
+					if (now - moved < HOVER_NS && !thief_wanted(pp))
+						continue;
+					return 0;
+				}
+			} else if (!next) {
+				return 0;
 			}
 			if (runnext_biased) {
 				/* revoke the owner's bias (the essay's "Runnext"): one thief

@@ -226,6 +226,9 @@ struct p {
 	 * checks before a plain take */
 	_Atomic uint32_t runnexttaking;
 	_Atomic uint32_t runnextsteal;
+	/* chan.c: the channels (struct hchan *) whose lock, biased to this P,
+	 * its running goroutine holds; written by the owner, read by revokers */
+	void *_Atomic chanheld[4];
 
 	/* dead Gs with stacks of the default size, for newproc to reuse */
 	struct g *gfree;

@@ -83,7 +83,7 @@ static void sellock(const gort_select_case *cases, const uint16_t *lockorder, in
 	for (int k = 0; k < n; k++) {
 		struct hchan *c = casechan(&cases[lockorder[k]]);
 		if (c != last)
-			lock(&c->lock);
+			chanlock(c);
 		last = c;
 	}
 }
@@ -94,7 +94,7 @@ static void selunlock(const gort_select_case *cases, const uint16_t *lockorder, 
 		struct hchan *c = casechan(&cases[lockorder[k]]);
 		if (k > 0 && c == casechan(&cases[lockorder[k - 1]]))
 			continue;
-		unlock(&c->lock);
+		chanunlock(c);
 	}
 }
 
@@ -108,11 +108,11 @@ static bool selparkcommit(struct g *gp, void *arg)
 	struct hchan *last = NULL;
 	for (struct sudog *sg = gp->waiting; sg; sg = sg->waitlink) {
 		if (sg->c != last && last)
-			unlock(&last->lock);
+			chanunlock(last);
 		last = sg->c;
 	}
 	if (last)
-		unlock(&last->lock);
+		chanunlock(last);
 	return true;
 }
 

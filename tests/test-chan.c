@@ -1,6 +1,7 @@
 /* tests/test-chan.c: channels (runtime/chan.c): one test per semantic rule, stress with checksums, close races, panics, task ownership. */
 #include <fcntl.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/wait.h>
@@ -303,11 +304,11 @@ static int close_wakes_main(int argc, char **argv)
 	int64_t deadline = gort_now() + 10 * SEC;
 	for (;;) {
 		struct hchan *c = (struct hchan *)gch;
-		lock(&c->lock);
+		chanlock(c);
 		int n = 0;
 		for (struct sudog *sg = c->recvq.first; sg; sg = sg->next)
 			n++;
-		unlock(&c->lock);
+		chanunlock(c);
 		if (n == N)
 			break;
 		ck_assert(gort_now() < deadline);
@@ -950,6 +951,90 @@ START_TEST(test_task_own_disown)
 }
 END_TEST
 
+/* chanlock's bias (chan.c's essay): a run of takes by one P biases the lock to
+ * it; a take from the other P revokes the bias while the first keeps taking
+ * it; then a run by one P biases it again. Throughout, a counter updated
+ * non-atomically under the lock (with a window between its load and store)
+ * must not lose an increment, and a thread without a P takes it too. */
+static struct hchan *bias_c;
+static long bias_count;
+static _Atomic int bias_phase, bias_p2;
+
+static void bias_incr(int n)
+{
+	for (int i = 0; i < n; i++) {
+		chanlock(bias_c);
+		long v = bias_count;
+		procyield(i % 4 * 20);
+		bias_count = v + 1;
+		chanunlock(bias_c);
+	}
+}
+
+static void bias_other(void *arg)
+{
+	(void)arg;
+	atomic_store(&bias_p2, getg()->m->p->id + 1);
+	while (atomic_load(&bias_phase) == 0)
+		procyield(10); /* busy: the other P runs the main goroutine */
+	bias_incr((int)scaled(20000));
+	atomic_store(&bias_phase, 2);
+}
+
+static void *bias_thread(void *arg)
+{
+	(void)arg;
+	bias_incr(1000); /* no P: always the mutex, revoking whatever bias */
+	return NULL;
+}
+
+static int bias_main(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	bias_c = (struct hchan *)gort_chan_make(sizeof(int), 0);
+	int32_t me = getg()->m->p->id + 1;
+	bias_incr(200);
+	if (membarrier_ok())
+		ck_assert_int_eq(atomic_load(&bias_c->bias), me);
+	else
+		ck_assert_int_eq(atomic_load(&bias_c->bias), 0);
+
+	/* the other goroutine on the other P (it spins, so it is not ours) */
+	gort_go(bias_other, NULL);
+	int64_t deadline = nanotime() + 60LL * 1000 * 1000 * 1000;
+	while (!atomic_load(&bias_p2) && nanotime() < deadline)
+		procyield(10);
+	/* usually on the other P (stolen while we spin); the thread below
+	 * revokes in any case */
+	ck_assert_int_ne(atomic_load(&bias_p2), 0);
+	atomic_store(&bias_phase, 1);
+	pthread_t th;
+	ck_assert_int_eq(pthread_create(&th, NULL, bias_thread, NULL), 0);
+	long mine = 0;
+	while (atomic_load(&bias_phase) != 2) {
+		bias_incr(50);
+		mine += 50;
+	}
+	pthread_join(th, NULL);
+	ck_assert_int_eq(bias_count, 200 + scaled(20000) + 1000 + mine);
+
+	/* both Ps and a thread took it: not biased to anyone now, until a run */
+	me = getg()->m->p->id + 1;
+	bias_incr(200);
+	if (membarrier_ok())
+		ck_assert_int_eq(atomic_load(&bias_c->bias), me);
+	ck_assert_int_eq(bias_count, 200 + scaled(20000) + 1000 + mine + 200);
+	gort_chan_free((gort_chan *)bias_c);
+	return 0;
+}
+
+START_TEST(test_chanlock_bias_and_revocation)
+{
+	run_gort(bias_main, 2, 0);
+}
+END_TEST
+
 static Suite *chan_suite(void)
 {
 	Suite *s = suite_create("chan");
@@ -969,6 +1054,7 @@ static Suite *chan_suite(void)
 	tcase_add_test(tc, test_make_rejects_overflow);
 	tcase_add_test(tc, test_unfreed_channels_freed_with_task);
 	tcase_add_test(tc, test_task_own_disown);
+	tcase_add_test(tc, test_chanlock_bias_and_revocation);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("stress");

@@ -161,9 +161,9 @@ static void assert_queues_empty(void)
 	gort_chan *chans[] = { ga, gb, gc };
 	for (int i = 0; i < 3; i++) {
 		struct hchan *c = (struct hchan *)chans[i];
-		lock(&c->lock);
+		chanlock(c);
 		bool empty = !c->recvq.first && !c->sendq.first;
-		unlock(&c->lock);
+		chanunlock(c);
 		ck_assert_msg(empty, "channel %d still has waiters", i);
 	}
 }
@@ -311,9 +311,9 @@ static int dup_main(int argc, char **argv)
 			ck_assert_int_eq(atomic_load(&sel_result), 2);
 		}
 		struct hchan *c = (struct hchan *)ga;
-		lock(&c->lock);
+		chanlock(c);
 		ck_assert(!c->recvq.first && !c->sendq.first);
-		unlock(&c->lock);
+		chanunlock(c);
 	}
 	gort_chan_free(ga);
 	return 0;
@@ -377,9 +377,9 @@ static int many_main(int argc, char **argv)
 		ck_assert_int_eq(atomic_load(&sel_result), k);
 		for (int i = 0; i < MANY; i++) {
 			struct hchan *c = (struct hchan *)many[i];
-			lock(&c->lock);
+			chanlock(c);
 			ck_assert(!c->recvq.first);
-			unlock(&c->lock);
+			chanunlock(c);
 		}
 	}
 	for (int i = 0; i < MANY; i++)
