@@ -140,11 +140,14 @@ struct g {
 	struct task *task;
 	struct sudog *waiting;   /* sudogs this G is blocked on (select) */
 	_Atomic uint32_t selectdone;
+	int goerrno;             /* errno while switched out (errno is per thread) */
 	/* gclock() since when it is in its current status (ps); while it runs,
 	 * the start of its run slice (its task's CPU time) */
 	int64_t waitsince;
-	int goerrno;             /* errno while switched out (errno is per thread) */
 	struct g *alllink;       /* allgs list */
+	/* the global free list (proc.c): in the first G of a batch of dead Gs,
+	 * the first G of the next batch */
+	struct g *gfreebatch;
 	void *fiber;             /* TSan fiber / ASan fake stack (sanitizer builds) */
 	void *asan_fake_stack;
 	/* netpoll.c: the io request it is parked on (struct iowait *), 0 if none;
@@ -198,6 +201,7 @@ enum pstatus {
 
 #define RUNQ_SIZE 256
 #define GFREE_MAX 64
+#define GFREE_BATCH (GFREE_MAX / 2) /* Gs moved at once between a P's cache and the global one */
 
 struct p {
 	int32_t id;
@@ -259,8 +263,12 @@ struct schedt {
 	struct gqueue runq;          /* global run queue */
 	_Atomic int32_t runqsize;
 
-	struct mutex gflock;         /* global cache of dead Gs */
+	/* global cache of dead Gs: batches (chains through schedlink) linked
+	 * through their first G's gfreebatch; every batch holds GFREE_BATCH Gs
+	 * but the first, which holds gfreen */
+	struct mutex gflock;
 	struct g *gfree;
+	int32_t gfreen;
 	int32_t ngfree;
 
 	_Atomic int64_t lastpoll;    /* 0: an M is blocked in netpoll */

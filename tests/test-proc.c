@@ -1,6 +1,7 @@
 /* tests/test-proc.c: the scheduler (runtime/proc.c): goroutine lifecycle, reuse, spreading, locked threads, gort_run. */
 #include <errno.h>
 #include <fenv.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/wait.h>
@@ -49,6 +50,109 @@ static int lifecycle_main(int argc, char **argv)
 START_TEST(test_lifecycle_and_reuse)
 {
 	run_gort(lifecycle_main, 2, 7);
+}
+END_TEST
+
+/* ---- the global free list's batches ---- */
+
+enum { GFB_N = 3000, GFB_NOP = 45 };
+static gort_chan *gfb_ch;
+static gort_wg gfb_parked, gfb_exited;
+static _Atomic int gfb_ran;
+
+static void gfb_parker(void *arg)
+{
+	(void)arg;
+	char c;
+	gort_wg_done(&gfb_parked);
+	gort_chan_recv(gfb_ch, &c);
+	gort_wg_done(&gfb_exited);
+}
+
+static void gfb_count(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&gfb_ran, 1);
+}
+
+/* The global list's shape (runtime.h's schedt): every batch holds GFREE_BATCH
+ * dead Gs but the first, which holds gfreen; they add up to ngfree. */
+static void gfb_check_shape(void)
+{
+	lock(&sched.gflock);
+	int32_t total = 0;
+	for (struct g *b = sched.gfree; b; b = b->gfreebatch) {
+		int32_t n = 0;
+		for (struct g *gp = b; gp; gp = gp->schedlink) {
+			ck_assert_int_eq(readgstatus(gp), G_DEAD);
+			n++;
+		}
+		ck_assert_int_eq(n, b == sched.gfree ? sched.gfreen : GFREE_BATCH);
+		total += n;
+	}
+	ck_assert_int_eq(total, sched.ngfree);
+	unlock(&sched.gflock);
+}
+
+/* A thread without a P creates goroutines (as task_start does): each takes a
+ * G from the global list's first batch, which is left partial. */
+static void *gfb_nop_thread(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < GFB_NOP; i++) {
+		int err = 0;
+		ck_assert_ptr_nonnull(newproc(gfb_count, NULL, NULL, 0, &err));
+		if (i == 0 || i == GFB_NOP - 1)
+			gfb_check_shape();
+	}
+	return NULL;
+}
+
+static void gfb_round(void)
+{
+	gfb_ch = gort_chan_make(1, 0);
+	ck_assert_ptr_nonnull(gfb_ch);
+	gort_wg_add(&gfb_parked, GFB_N);
+	gort_wg_add(&gfb_exited, GFB_N);
+	for (int i = 0; i < GFB_N; i++)
+		ck_assert_int_gt(gort_go(gfb_parker, NULL), 0);
+	gort_wg_wait(&gfb_parked);
+	gort_chan_close(gfb_ch);
+	gort_wg_wait(&gfb_exited);
+	gort_chan_free(gfb_ch);
+}
+
+static int gfb_main(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	/* GFB_N goroutines alive at once, then all dead: most go to the global
+	 * list, in batches */
+	gfb_round();
+	int64_t allocated = allg_count();
+	ck_assert_int_ge(allocated, GFB_N);
+	gfb_check_shape();
+	ck_assert_int_gt(sched.ngfree, GFB_NOP + GFREE_BATCH);
+
+	pthread_t th;
+	ck_assert_int_eq(pthread_create(&th, NULL, gfb_nop_thread, NULL), 0);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	int64_t deadline = gort_now() + 10 * SEC;
+	while (atomic_load(&gfb_ran) < GFB_NOP) {
+		ck_assert_msg(gort_now() < deadline, "%d of %d ran", atomic_load(&gfb_ran), GFB_NOP);
+		gort_yield();
+	}
+	/* the same again from goroutines: the Gs come from the lists (but for
+	 * those cached by the P that does not create them) */
+	gfb_round();
+	gfb_check_shape();
+	ck_assert_int_le(allg_count(), allocated + 2 * GFREE_MAX);
+	return 0;
+}
+
+START_TEST(test_gfree_batches)
+{
+	run_gort(gfb_main, 2, 0);
 }
 END_TEST
 
@@ -906,6 +1010,7 @@ static Suite *proc_suite(void)
 	TCase *tc = tcase_create("core");
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_lifecycle_and_reuse);
+	tcase_add_test(tc, test_gfree_batches);
 	tcase_add_test(tc, test_goids_unique);
 	tcase_add_test(tc, test_exit_from_nested_call);
 	tcase_add_test(tc, test_main_goexit_ends_task_when_all_done);
