@@ -27,7 +27,27 @@
  * on every mcall and a dying G never comes back, so neither keeps a fake stack.
  * TSan: every G is a fiber; switching to it orders everything before the switch
  * before everything after (flags 0).
+ *
+ * gopark's direct switch (proc.c: mswitch runs park_direct_m as g0 on the next
+ * G's stack, then resumes that G without another stack change) is one stack
+ * switch, gp's stack to next's, so it is one annotated switch, gp to next:
+ * fiber_switch_direct starts it before mswitch, and next's own fiber_switched
+ * (or fiber_started, for a new G) finishes it once next runs its code again.
+ * In between, park_direct_m runs on next's stack inside the started switch,
+ * which both sanitizers allow: ASan takes the stack bounds of the stack being
+ * switched to while sp is on it (AsanThread::GetStackBounds) and uses no fake
+ * stack until the finish; TSan attributes park_direct_m to next's fiber, after
+ * the switch's synchronisation, and its calls return before next's frames
+ * continue, so next's shadow call stack stays balanced. The one g0 annotation
+ * on the way, park_commit's switched_to_g0 -> fiber_switched(g0), would finish
+ * the switch there (with g0's NULL fake stack, and next's own finish would
+ * then find no switch started): direct_pending makes it a no-op.
  */
+
+#ifdef GORT_ASAN
+/* A direct switch has started on this thread and next has not finished it yet. */
+static __thread bool direct_pending;
+#endif
 
 void fiber_create(struct g *gp)
 {
@@ -101,10 +121,36 @@ void fiber_switch(struct g *from, struct g *to, bool from_dying)
 #endif
 }
 
+/* gopark's direct switch from gp to next is about to run (mswitch): starts the
+ * annotated switch that next's own fiber_switched (or fiber_started) finishes,
+ * park_direct_m running in between (see above). Can't fail. */
+void fiber_switch_direct(struct g *gp, struct g *next)
+{
+	/* The sanitizer calls are made here, not through fiber_switch: TSan's
+	 * shadow call stack sees this function entered on gp's fiber and left
+	 * on next's, and every switch must leave the same one frame behind on
+	 * the fiber it leaves (gp pops it when it resumes, whichever way), or
+	 * a G's shadow stack drifts with each direct switch until it overflows
+	 * (seen: SIGSEGV in CurrentStackId within minutes of test-chan). */
+#ifdef GORT_ASAN
+	direct_pending = true;
+	__sanitizer_start_switch_fiber(&gp->asan_fake_stack, (const void *)next->stacklo,
+				       next->stackhi - next->stacklo);
+#endif
+#ifdef GORT_TSAN
+	__tsan_switch_to_fiber(next->fiber, 0);
+#endif
+	(void)gp;
+	(void)next;
+}
+
 void fiber_switched(struct g *to)
 {
 #ifdef GORT_ASAN
 	bool is_g0 = to->m && to == to->m->g0;
+	if (is_g0 && direct_pending)
+		return; /* park_direct_m: next finishes the switch */
+	direct_pending = false;
 	__sanitizer_finish_switch_fiber(is_g0 ? NULL : to->asan_fake_stack, NULL, NULL);
 #else
 	(void)to;
@@ -115,6 +161,7 @@ void fiber_switched(struct g *to)
 void fiber_started(void)
 {
 #ifdef GORT_ASAN
+	direct_pending = false;
 	__sanitizer_finish_switch_fiber(NULL, NULL, NULL);
 #endif
 }

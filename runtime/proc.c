@@ -64,8 +64,9 @@
  * leaves g0's calls (fn, schedule, execute, gogo) on the CPU's return stack
  * buffer, so each return of the resumed goroutine's frames was mispredicted;
  * mswitch's only unbalanced call is the leaving G's own call from gopark, the
- * return address the resumed G pops when it parked the same way. Off under the
- * sanitizers (their fiber hooks follow g0). (The same switch for goexit, to the
+ * return address the resumed G pops when it parked the same way. The
+ * sanitizers see it as one fiber switch, gp to next (fiber.c says why that
+ * is sound with park_direct_m in between). (The same switch for goexit, to the
  * next G of the local queue, was measured and dropped: no gain on spawn.)
  *
  * Finding work (findrunnable): the P's runnext and local queue; the global
@@ -1563,11 +1564,6 @@ static void park_m(struct g *gp)
 	schedule();
 }
 
-#ifndef GORT_FIBER_HOOKS
-/* The stack next must have left below its saved context for park_direct_m
- * (which runs there: unlockf, a futex wake, trace and accounting hooks). */
-#define PARK_DIRECT_ROOM 8192
-
 /* valgrind: memcheck keeps only the 128 bytes below a stack's last sp
  * addressable, and park_direct_m's frames go deeper below next's saved
  * context, where mswitch lands: make the 1 KiB below it addressable, as if
@@ -1624,7 +1620,6 @@ static struct g *park_direct_m(struct g *gp, struct g *next)
 	errno = next->goerrno;
 	return next;
 }
-#endif
 
 void gopark(bool (*unlockf)(struct g *gp, void *arg), void *arg, enum waitreason reason)
 {
@@ -1639,14 +1634,14 @@ void gopark(bool (*unlockf)(struct g *gp, void *arg), void *arg, enum waitreason
 		traceGoStop(gp, GORT_STOP_PARKED);
 	/* waitsince: switched_to_g0 (one coarse clock read per switch, which
 	 * also ends the run slice) */
-#ifndef GORT_FIBER_HOOKS
 	struct g *next = park_direct_next(mp);
 	if (next) {
 		mswitch_landing(next);
+		fiber_switch_direct(gp, next);
 		mswitch(next, park_direct_m);
+		fiber_switched(gp);
 		return;
 	}
-#endif
 	fiber_switch(gp, mp->g0, false);
 	mcall(park_m);
 	fiber_switched(gp);
@@ -1873,9 +1868,7 @@ int runtime_start(int procs, size_t stacksize)
 {
 	if (atomic_load(&started))
 		return -EBUSY;
-#ifndef GORT_FIBER_HOOKS
 	on_valgrind = RUNNING_ON_VALGRIND;
-#endif
 	runnext_biased = membarrier_ok();
 	if (procs <= 0) {
 		const char *env = getenv("GORTMAXPROCS");

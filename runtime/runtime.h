@@ -677,12 +677,24 @@ int64_t checktimers(struct p *pp, int64_t now);
 void timers_init_p(struct p *pp);
 void timers_destroy_p(struct p *pp);
 
+/* The stack gopark's direct switch needs free below the next G's saved
+ * context, where park_direct_m runs (unlockf, a futex wake, trace and
+ * accounting hooks); park_direct_next checks it and otherwise parks through
+ * g0. Sanitizer builds' frames are several times larger (redzones, and no
+ * fake stack during the switch: fiber.c). */
+#ifdef GORT_FIBER_HOOKS
+#define PARK_DIRECT_ROOM (32 * 1024)
+#else
+#define PARK_DIRECT_ROOM 8192
+#endif
+
 /* ---- sanitizer fiber annotations (fiber.c): no-ops unless the Makefile's sanitizer
  * builds define GORT_FIBER_HOOKS (arch/ sees it too: goentry calls fiber_started) ---- */
 #ifdef GORT_FIBER_HOOKS
 void fiber_create(struct g *gp);
 void fiber_destroy(struct g *gp);
 void fiber_switch(struct g *from, struct g *to, bool from_dying);
+void fiber_switch_direct(struct g *gp, struct g *next);
 void fiber_switched(struct g *to);
 void fiber_init_g0(struct g *g0);
 void fiber_started(void);
@@ -694,6 +706,7 @@ static inline void fiber_reset(struct g *gp) { (void)gp; }
 static inline void fiber_create(struct g *gp) { (void)gp; }
 static inline void fiber_destroy(struct g *gp) { (void)gp; }
 static inline void fiber_switch(struct g *f, struct g *t, bool d) { (void)f; (void)t; (void)d; }
+static inline void fiber_switch_direct(struct g *gp, struct g *next) { (void)gp; (void)next; }
 static inline void fiber_switched(struct g *to) { (void)to; }
 static inline void fiber_init_g0(struct g *g0) { (void)g0; }
 #endif

@@ -5,6 +5,10 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/wait.h>
+#include <valgrind/memcheck.h>
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
 
 #include "runtime.h"
 #include "testlib.h"
@@ -808,6 +812,128 @@ START_TEST(test_million_goroutines)
 }
 END_TEST
 
+/* gopark's direct switch runs park_direct_m on the next G's stack, below its
+ * saved context, only when PARK_DIRECT_ROOM is free there. The next G, T,
+ * parks; main paints T's dead stack below the saved sp, readies T into
+ * runnext and parks itself (the direct switch's case); T, resumed, looks at
+ * the paint. With the whole stack free the switch lands there (what the
+ * direct switch uses must fit in the room); with a deep T (under the room
+ * left) it must fall back to g0 and leave the paint alone (it failed so, 104
+ * bytes changed 312 deep, with park_direct_next's room check taken out). */
+#define ROOM_SLACK 16 /* gogo's scratch below the saved sp */
+#if defined(__SANITIZE_THREAD__)
+/* TSan's own calls when T resumes (its func-exit hooks) write up to ~1.3 KiB
+ * below T's saved sp, where park_direct_m's frames would be: the paint cannot
+ * tell them apart, so under TSan the rounds run for the race detector only. */
+#define ROOM_PAINT_CHECKED 0
+#else
+#define ROOM_PAINT_CHECKED 1
+#endif
+#define ROOM_PAINT 0xa5
+static struct g *_Atomic room_t;
+static _Atomic uintptr_t room_parksp;
+static _Atomic long room_dirty;
+static _Atomic uintptr_t room_lowest;
+static size_t room_leave; /* stack T leaves free below its frame; 0: all */
+
+static bool room_parked(struct g *gp, void *arg)
+{
+	(void)arg;
+	atomic_store(&room_t, gp);
+	return true;
+}
+
+static __attribute__((noinline)) void room_wait(void)
+{
+	gopark(room_parked, NULL, WAIT_CHAN_RECV);
+}
+
+static void room_target(void *arg)
+{
+	(void)arg;
+	struct g *gp = getg();
+	if (room_leave) {
+		uintptr_t here = (uintptr_t)__builtin_frame_address(0);
+		char *hold = __builtin_alloca(here - gp->stacklo - room_leave);
+		__asm__ volatile("" : : "r"(hold) : "memory");
+	}
+	room_wait();
+	/* resumed: no call until the paint is read */
+	uintptr_t lo = gp->stacklo, hi = atomic_load(&room_parksp) - ROOM_SLACK;
+	VALGRIND_MAKE_MEM_DEFINED(lo, hi - lo);
+	long dirty = 0;
+	uintptr_t lowest = hi;
+	for (uintptr_t a = lo; a < hi; a++) {
+		if (*(volatile unsigned char *)a != ROOM_PAINT) {
+			dirty++;
+			if (a < lowest)
+				lowest = a;
+		}
+	}
+	atomic_store(&room_dirty, dirty);
+	atomic_store(&room_lowest, lowest);
+	gort_wg_done(&wg);
+}
+
+/* One round: returns the bytes T found changed below its saved sp (and in
+ * *ret_used how deep below it the lowest was, in *ret_room the room T had). */
+static long room_round(size_t leave, uintptr_t *ret_used, uintptr_t *ret_room)
+{
+	room_leave = leave;
+	atomic_store(&room_t, NULL);
+	ck_assert_int_gt(gort_go(room_target, NULL), 0);
+	struct g *t;
+	while (!(t = atomic_load(&room_t)) || readgstatus(t) != G_WAITING)
+		gosched();
+	uintptr_t sp = t->sched.sp;
+	atomic_store(&room_parksp, sp);
+#if defined(__SANITIZE_ADDRESS__)
+	__asan_unpoison_memory_region((void *)t->stacklo, sp - t->stacklo);
+#endif
+	VALGRIND_MAKE_MEM_UNDEFINED(t->stacklo, sp - t->stacklo);
+	memset((void *)t->stacklo, ROOM_PAINT, sp - t->stacklo - ROOM_SLACK);
+	gort_wg_add(&wg, 1);
+	goready(t); /* runnext: main's park below may switch straight to T */
+	gort_wg_wait(&wg);
+	*ret_used = sp - atomic_load(&room_lowest);
+	*ret_room = sp - t->stacklo;
+	return atomic_load(&room_dirty);
+}
+
+static int room_main(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	/* T with its whole stack free: the direct switch lands on it (not on a
+	 * 61st schedtick: some of the rounds) and uses less than the room */
+	int landed = 0;
+	for (int i = 0; i < 8; i++) {
+		uintptr_t used, room;
+		if (room_round(0, &used, &room) > 0) {
+			landed++;
+			ck_assert_uint_lt(used, PARK_DIRECT_ROOM);
+		}
+	}
+	if (ROOM_PAINT_CHECKED)
+		ck_assert_int_gt(landed, 0);
+	/* T deep in its stack, less than the room left: never */
+	for (int i = 0; i < 8; i++) {
+		uintptr_t used, room;
+		long dirty = room_round(PARK_DIRECT_ROOM / 2 + 1024, &used, &room);
+		ck_assert_uint_lt(room, PARK_DIRECT_ROOM);
+		ck_assert_msg(dirty == 0 || !ROOM_PAINT_CHECKED,
+			      "%ld bytes changed below a deep goroutine's saved sp (room %lu), %lu deep", dirty,
+			      (unsigned long)room, (unsigned long)used);
+	}
+	return 0;
+}
+
+START_TEST(test_park_direct_needs_room)
+{
+	run_gort(room_main, 1, 0);
+}
+END_TEST
+
 /* gopark's direct switch when the unlock function refuses: the parking G
  * readied B into runnext, the switch lands on B's stack, and then unlockf
  * says no. Nothing may publish B while the switch still runs on its stack:
@@ -1021,6 +1147,7 @@ static Suite *proc_suite(void)
 	tcase_add_test(tc, test_locked_g_exit_takes_thread);
 	tcase_add_test(tc, test_fp_control_state_per_goroutine);
 	tcase_add_test(tc, test_errno_per_goroutine);
+	tcase_add_test(tc, test_park_direct_needs_room);
 	tcase_add_test(tc, test_park_refused_with_runnext);
 	tcase_add_test(tc, test_runnext_stolen_from_busy_p);
 	tcase_add_test(tc, test_runnext_handoffs_race_thieves);
