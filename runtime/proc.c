@@ -1266,6 +1266,8 @@ static void gdiscard(struct g *gp)
 {
 	if (gp->oncing)
 		once_abandon(gp); /* reads its frames: before they are reused */
+	if (gp->semwait)
+		sema_abandon(gp); /* likewise */
 #if defined(__SANITIZE_ADDRESS__)
 	/* the abandoned frames' redzones must not outlive them */
 	__asan_unpoison_memory_region((void *)gp->stacklo, gp->stackhi - gp->stacklo);

@@ -156,6 +156,9 @@ struct g {
 	/* sync.c: the gort_once_do calls whose function runs on this G, innermost
 	 * first (records on its stack); once_abandon completes them */
 	struct oncerec *oncing;
+	/* sema.c: the semaphore waiter (on its stack) it is parked as, while in
+	 * semacquire; sema_abandon completes it if the G is discarded */
+	struct semwaiter *semwait;
 };
 
 struct m {
@@ -346,6 +349,12 @@ void gosched(void);
  * and its waiters return, as Go's deferred Store/Unlock do on Goexit. On gp or
  * on g0 with a P, before gp's stack is reused. Can't fail. */
 void once_abandon(struct g *gp);
+/* sema_abandon (sema.c): gp, woken from semacquire, is discarded before it
+ * returned (its task ended): what it would have done with the release (take
+ * the count, a mutex's woken-waiter part) is done for it. On g0 with a P,
+ * before gp's stack is reused. Can't fail (without memory the release is
+ * left behind, as before). */
+void sema_abandon(struct g *gp);
 int gfree_scavenge(int max);
 int64_t allg_count(void);
 void wakep(void);

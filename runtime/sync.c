@@ -208,6 +208,37 @@ GORT_EXPORT void gort_mutex_unlock(gort_mutex *m)
 		mutex_unlock_slow(m, new);
 }
 
+int mutex_waiter_gone(uint32_t *addr)
+{
+	gort_mutex *m = (gort_mutex *)((char *)addr - offsetof(gort_mutex, sema));
+	uint32_t old = mload(m);
+	if (old & MUTEX_STARVING) {
+		/* handed off: take it as mutex_lock_slow does (leaving starvation
+		 * mode: the ghost did not starve) and unlock it at once */
+		if ((old & (MUTEX_LOCKED | MUTEX_WOKEN)) || (old >> MUTEX_WAITER_SHIFT) == 0)
+			throw("sync: inconsistent mutex state");
+		__atomic_add_fetch(&m->state, MUTEX_LOCKED - (1u << MUTEX_WAITER_SHIFT) - MUTEX_STARVING,
+				   __ATOMIC_ACQ_REL);
+		old = __atomic_sub_fetch(&m->state, MUTEX_LOCKED, __ATOMIC_RELEASE);
+		if (old & MUTEX_STARVING)
+			return 2; /* a waiter starved meanwhile: hand it on (mutex_unlock_slow) */
+	} else {
+		/* woken in normal mode: MUTEX_WOKEN was set for us (the woken
+		 * waiter clears it on its next attempt) */
+		while (!mcas(m, old, old & ~(uint32_t)MUTEX_WOKEN))
+			old = mload(m);
+		old &= ~(uint32_t)MUTEX_WOKEN;
+	}
+	/* wake the next waiter, as mutex_unlock_slow does */
+	for (;;) {
+		if ((old >> MUTEX_WAITER_SHIFT) == 0 || (old & (MUTEX_LOCKED | MUTEX_WOKEN | MUTEX_STARVING)))
+			return 0;
+		if (mcas(m, old, (old - (1u << MUTEX_WAITER_SHIFT)) | MUTEX_WOKEN))
+			return 1;
+		old = mload(m);
+	}
+}
+
 /*
  * gort_once: Go's sync.Once, whose slow path is
  *
