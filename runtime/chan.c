@@ -7,13 +7,12 @@
 
 /*
  * As Go's chan.go. A channel is one allocation: the hchan and its ring. Every
- * operation takes c->lock, a runtime futex lock that is never held across a
+ * operation takes c's lock (chanlock, below), which is never held across a
  * goroutine switch except into gopark, whose unlock function (run on g0 once the
  * goroutine is off its stack and marked waiting) releases it: whoever dequeues
- * the waiter's sudog can then goready it without a lost wakeup. Its unlock is
- * a plain store (lock_futex.c), so a hand-off costs one locked instruction for
- * the channel; the receiver readied into runnext usually runs next through
- * gopark's direct switch (proc.c) when the sender blocks in turn.
+ * the waiter's sudog can then goready it without a lost wakeup. The receiver
+ * readied into runnext usually runs next through gopark's direct switch
+ * (proc.c) when the sender blocks in turn.
  *
  * Unbuffered channels and full/empty rings with a waiting partner hand the
  * element over directly: a sender copies into the parked receiver's variable
@@ -42,14 +41,16 @@
  * second load sees 0), and waits until no slot of the old bias P holds c (a
  * biased take in progress finishes or backs out). The slots are the P's, not
  * the channel's: a taker that loaded an old bias and was descheduled before
- * its store must not overwrite what the holder of a newer bias stored (it
- * did, with a held word in the channel: "unlock of unlocked lock" under the
- * stress suite). chanunlock knows which way the caller took it from its P's
- * slots: only that P's running goroutine writes them. All slots in use (a
- * select over many channels): the mutex. A channel used from two Ps in turn
- * is never biased (no run of
- * CHANLOCK_REBIAS), so it never pays a revocation; one that moves between Ps
- * pays one membarrier per move. Without membarrier no lock is ever biased.
+ * its store must not overwrite what the holder of a newer bias stored (a
+ * first version kept one held word in the channel, and the stress suite
+ * failed with "unlock of unlocked lock"). chanunlock knows which way the
+ * caller took it from its P's slots: only that P's running goroutine writes
+ * them. All slots in use (a select over many channels): the mutex. A channel
+ * used from two Ps in turn is never biased (no run of CHANLOCK_REBIAS), so it
+ * never pays a revocation; one that moves between Ps pays one membarrier per
+ * move, and so does a close or free from another P or a thread of its own
+ * (~1 us, and an interrupt on the CPUs running the process). Without
+ * membarrier no lock is ever biased.
  *
  * Rejected: a sudog pool per P (Go's acquireSudog). Go needs it because its
  * stacks move; ours don't, so a sudog is a local of the blocked call.
