@@ -118,10 +118,14 @@
  *     Trying recv(MSG_DONTWAIT) first instead moves the fcntl behind the
  *     EAGAIN, which is what nearly every read of a server gets: three calls
  *     instead of two.
- * Under the other engineers' load (4-10 runnable threads on the 2 CPUs) gort's
- * requests per second fell to Go's or below (medians of interleaved runs),
- * likely because each completion needs the submitting M on a CPU to run its
- * task work, where Go's poller reads on any M (not proven). Removing the
+ * Under the other engineers' load (load average 4-13 on the 2 CPUs) gort's
+ * requests per second fell to Go's or well below (medians of interleaved 2 s
+ * runs: 50,500 against Go's 80,200 at load 11), with about the same server CPU
+ * per request (6.1 us against 5.9 us): a matter of waiting for CPUs, not of
+ * work. The epoll fallback fell as far (56,500), so io_uring's task work
+ * (a completion needs its submitting M on a CPU) is not the whole cause;
+ * how the scheduler's Ms sleep and wake under contention is the next
+ * suspect, not measured yet. Removing the
  * double wakeup would need the Ms that sleep in stopm to wait where task work
  * wakes them up to user space (epoll_wait returns EINTR, a futex wait is
  * restarted inside the kernel), so that an M woken by its own completions runs
