@@ -562,6 +562,11 @@ static inline int64_t mclock(struct m *mp)
 		}                                                                        \
 	} while (0)
 void task_goexit(struct task *t, struct p *pp);
+/* task_module_range: [*ret_lo, *ret_hi) spans the memory t's module is loaded
+ * into (its PT_LOAD segments): objects there end with the task. Both 0 for
+ * gort_run's task or a module already unloaded. Any thread, no runtime lock
+ * held (it takes the dynamic loader's); can't fail. */
+void task_module_range(struct task *t, uintptr_t *ret_lo, uintptr_t *ret_hi);
 /* task_block_forever: parks the calling goroutine for good (a nil channel, an
  * empty select); only the end of its task readies it, to be discarded. */
 _Noreturn void task_block_forever(enum waitreason reason);

@@ -22,7 +22,8 @@
  * then does what the waiter would do on its way out -- for a mutex, the part
  * of the woken waiter (handed the mutex: take it and unlock it; woken in
  * normal mode: clear MUTEX_WOKEN and wake the next), for a wait group or a
- * once, nothing more. A waiter a release woke but that is discarded before
+ * once, nothing more. (Not for objects in the task's own module, which go
+ * with it.) A waiter a release woke but that is discarded before
  * it ran (its task ended in between) is completed the same way, from gdiscard
  * (sema_abandon). Caveat: a ghost waits for a release as the waiter did;
  * an object freed without ever being released again leaves its ghosts keyed
@@ -199,6 +200,10 @@ void sema_abandon(struct g *gp)
 	 * cleared semwait), and its count is there or handed to w */
 	struct semwaiter *w = gp->semwait;
 	gp->semwait = NULL;
+	uintptr_t modlo, modhi;
+	task_module_range(gp->task, &modlo, &modhi);
+	if ((uintptr_t)w->addr >= modlo && (uintptr_t)w->addr < modhi)
+		return; /* the object goes with the task */
 	struct semwaiter *gh = malloc(sizeof(*gh));
 	if (!gh)
 		return;
@@ -211,6 +216,10 @@ void sema_abandon(struct g *gp)
 
 void semcancel_task(struct task *t, struct gqueue *ret)
 {
+	/* objects in the task's own module go with it: no ghost for those (one
+	 * would wait there for whatever is loaded at that address next) */
+	uintptr_t modlo, modhi;
+	task_module_range(t, &modlo, &modhi);
 	for (int i = 0; i < SEMTAB_SIZE; i++) {
 		struct semroot *root = &semtable[i];
 		if (atomic_load(&root->nwait) == 0)
@@ -222,9 +231,11 @@ void semcancel_task(struct task *t, struct gqueue *ret)
 			next = w->next;
 			if (w->ghost || w->g->task != t)
 				continue;
-			/* a ghost in its place; without memory, the old way: the
-			 * waiter just goes (and its release stays behind) */
-			struct semwaiter *gh = malloc(sizeof(*gh));
+			/* a ghost in its place; for the task's own object, or
+			 * without memory, the waiter just goes (and a release
+			 * for it stays behind) */
+			bool dies = (uintptr_t)w->addr >= modlo && (uintptr_t)w->addr < modhi;
+			struct semwaiter *gh = dies ? NULL : malloc(sizeof(*gh));
 			if (gh) {
 				*gh = (struct semwaiter){ .addr = w->addr, .next = w->next, .prev = w->prev,
 							  .reason = w->reason, .ghost = true };

@@ -2,6 +2,7 @@
 #include <dlfcn.h>
 #include <execinfo.h>
 #include <fcntl.h>
+#include <link.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -185,6 +186,39 @@ void task_gocreated(struct task *t, struct p *pp)
 		pcount_bump(&t->pcount[pp->id].created);
 	else
 		__atomic_fetch_add(&t->pcount[gomaxprocs].created, 1, __ATOMIC_RELEASE);
+}
+
+struct modrange {
+	uintptr_t base, lo, hi;
+};
+
+static int modrange_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	struct modrange *r = arg;
+	(void)size;
+	if (info->dlpi_addr != r->base)
+		return 0;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		if (ph->p_type != PT_LOAD)
+			continue;
+		uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
+		if (r->hi == 0 || lo < r->lo)
+			r->lo = lo;
+		if (hi > r->hi)
+			r->hi = hi;
+	}
+	return 1;
+}
+
+void task_module_range(struct task *t, uintptr_t *ret_lo, uintptr_t *ret_hi)
+{
+	struct module *m = t && t->life ? t->life->mod : NULL;
+	struct modrange r = { .base = m ? m->base : 0 };
+	if (m)
+		dl_iterate_phdr(modrange_cb, &r);
+	*ret_lo = r.lo;
+	*ret_hi = r.hi;
 }
 
 /* Called by goexit0 (on g0, holding pp) for every goroutine of t that ends. */

@@ -505,6 +505,18 @@ START_TEST(test_kill_waiters_on_shared_mutex_and_wg)
 	ck_assert_msg(__atomic_load_n(&shared_wg.state, __ATOMIC_ACQUIRE) == 0 &&
 			      __atomic_load_n(&shared_wg.sema, __ATOMIC_ACQUIRE) == 0,
 		      "wg state %#llx sema %u", (unsigned long long)shared_wg.state, shared_wg.sema);
+
+	/* but a wait on the task's own object leaves nothing behind: the next
+	 * instance, likely loaded at the same address, waits and is released
+	 * on its own wait group (a waiter left in the table for the first
+	 * instance's took that release: the task never ended) */
+	kill_waiters_on("ownwg", NULL, 5);
+	const char *argv[] = { "syncwait", "ownwg-release", "0", "0", NULL };
+	struct run next;
+	start_task(&next, "task_syncwait.so", argv, 0, 0);
+	finish_task(&next, 30);
+	ck_assert_msg(next.code == 0 && strstr(next.outs, "released"), "code %d, output %s", next.code, next.outs);
+	run_done(&next);
 }
 END_TEST
 
