@@ -89,6 +89,7 @@ static __attribute__((noinline)) void chanlock_slow(struct hchan *c, int32_t me)
 	}
 }
 
+/* chanlock: see chan.h; biased to our P, plain stores into its chanheld. */
 void chanlock(struct hchan *c)
 {
 	struct g *gp = getg();
@@ -114,6 +115,7 @@ void chanlock(struct hchan *c)
 	chanlock_slow(c, me);
 }
 
+/* chanunlock: see chan.h; a slot of our P's chanheld holding c says biased. */
 void chanunlock(struct hchan *c)
 {
 	struct g *gp = getg();

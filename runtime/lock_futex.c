@@ -63,6 +63,7 @@ static inline _Atomic uint32_t *lock_sleepers_of(struct mutex *l)
  * start a thread that takes locks): whether sleepers can use membarrier */
 static bool lock_plain_unlock;
 
+/* membarrier_ok, membarrier_all: see runtime.h. */
 bool membarrier_ok(void)
 {
 	return lock_plain_unlock;
