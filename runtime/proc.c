@@ -1980,6 +1980,7 @@ void runtime_stop(void)
 	free(ps);
 	signals_fini();
 	netpoll_fini();
+	sema_drop_ghosts();
 	stack_shutdown();
 	memset(&sched, 0, sizeof sched);
 	atomic_store(&started, false);

@@ -355,6 +355,9 @@ void once_abandon(struct g *gp);
  * before gp's stack is reused. Can't fail (without memory the release is
  * left behind, as before). */
 void sema_abandon(struct g *gp);
+/* sema_drop_ghosts (sema.c): forgets the waiters of ended tasks no release has
+ * reached yet; runtime_stop, once no goroutine is left. Can't fail. */
+void sema_drop_ghosts(void);
 int gfree_scavenge(int max);
 int64_t allg_count(void);
 void wakep(void);

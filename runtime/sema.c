@@ -28,7 +28,10 @@
  * (sema_abandon). Caveat: a ghost waits for a release as the waiter did;
  * an object freed without ever being released again leaves its ghosts keyed
  * on the address, to take a release meant for whatever is allocated there
- * next (as a goroutine blocked on freed memory would).
+ * next (as a goroutine blocked on freed memory would), or that is set back to
+ * its zero value while they wait. So ghosts last only as long as the runtime:
+ * runtime_stop drops the rest (sema_drop_ghosts), and a program that calls
+ * gort_run again starts with none, as before ghosts.
  */
 
 #define SEMTAB_SIZE 251
@@ -212,6 +215,30 @@ void sema_abandon(struct g *gp)
 	int next = ghost_woken(gh);
 	if (next)
 		semrelease(addr, next == 2);
+}
+
+void sema_drop_ghosts(void)
+{
+	for (int i = 0; i < SEMTAB_SIZE; i++) {
+		struct semroot *root = &semtable[i];
+		lock(&root->lock);
+		for (struct semwaiter *w = root->head, *next; w; w = next) {
+			next = w->next;
+			if (!w->ghost)
+				continue;
+			if (w->prev)
+				w->prev->next = w->next;
+			else
+				root->head = w->next;
+			if (w->next)
+				w->next->prev = w->prev;
+			else
+				root->tail = w->prev;
+			atomic_fetch_sub(&root->nwait, 1);
+			free(w);
+		}
+		unlock(&root->lock);
+	}
 }
 
 void semcancel_task(struct task *t, struct gqueue *ret)
