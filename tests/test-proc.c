@@ -599,6 +599,69 @@ START_TEST(test_run_twice)
 }
 END_TEST
 
+/* A goroutine still blocked on a gort_mutex when its run ends: the end of its
+ * task leaves a ghost in its place (sema.c), which runtime_stop must drop
+ * (sema_drop_ghosts) with the rest of the run. A second run contending for a
+ * mutex at the same address (the program's, zeroed again) must find no
+ * waiter of the first run's: that ghost took the unlock meant for the new
+ * waiter, which never woke (this test, before sema_drop_ghosts). */
+static gort_mutex stale_mu;
+static struct g *_Atomic stale_waiter;
+static _Atomic int stale_woke;
+
+static void stale_lock(void *arg)
+{
+	(void)arg;
+	atomic_store(&stale_waiter, getg());
+	gort_mutex_lock(&stale_mu);
+	atomic_store(&stale_woke, 1);
+	gort_mutex_unlock(&stale_mu);
+}
+
+/* Locks stale_mu, starts stale_lock and waits until it is blocked on it. */
+static void stale_contend(void)
+{
+	atomic_store(&stale_waiter, NULL);
+	atomic_store(&stale_woke, 0);
+	gort_mutex_lock(&stale_mu);
+	ck_assert_int_eq(gort_go(stale_lock, NULL) > 0, 1);
+	int64_t deadline = nanotime() + 20LL * 1000 * 1000 * 1000;
+	struct g *gp;
+	while ((!(gp = atomic_load(&stale_waiter)) || readgstatus(gp) != G_WAITING ||
+		gp->waitreason != WAIT_MUTEX) && nanotime() < deadline)
+		gort_sleep(1000 * 1000);
+	ck_assert_msg(gp && readgstatus(gp) == G_WAITING, "the second locker never blocked");
+}
+
+static int stale_first_main(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	stale_contend();
+	return 0; /* the waiter is dropped with the run */
+}
+
+static int stale_second_main(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	stale_contend();
+	gort_mutex_unlock(&stale_mu);
+	int64_t deadline = nanotime() + 20LL * 1000 * 1000 * 1000;
+	while (!atomic_load(&stale_woke) && nanotime() < deadline)
+		gort_sleep(1000 * 1000);
+	ck_assert_msg(atomic_load(&stale_woke), "the unlock never woke the second run's waiter");
+	return 0;
+}
+
+START_TEST(test_run_twice_drops_sema_waiters)
+{
+	run_gort(stale_first_main, 2, 0);
+	memset(&stale_mu, 0, sizeof stale_mu);
+	run_gort(stale_second_main, 2, 0);
+}
+END_TEST
+
 /* ---- procs ---- */
 
 START_TEST(test_cgroup_cpu_max_parse)
@@ -1152,6 +1215,7 @@ static Suite *proc_suite(void)
 	tcase_add_test(tc, test_runnext_stolen_from_busy_p);
 	tcase_add_test(tc, test_runnext_handoffs_race_thieves);
 	tcase_add_test(tc, test_run_twice);
+	tcase_add_test(tc, test_run_twice_drops_sema_waiters);
 	tcase_add_test(tc, test_cgroup_cpu_max_parse);
 	tcase_add_test(tc, test_procs_selection);
 	tcase_add_test(tc, test_stack_size_honored);
