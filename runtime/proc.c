@@ -1954,8 +1954,10 @@ void runtime_stop(void)
 	for (struct m *mp = allm, *next; mp; mp = next) {
 		next = mp->alllink;
 		pthread_join((pthread_t)mp->thread, NULL);
+#ifdef GORT_FIBER_HOOKS
 		if (mp->g0->fiber != mp->tsan_fiber0)
 			fiber_destroy(mp->g0);
+#endif
 		free(mp->g0);
 		free(mp);
 	}
