@@ -364,6 +364,25 @@ static void gfree_pushbatch(struct g *head)
 	sched.ngfree += GFREE_BATCH;
 }
 
+/* Under gflock: gp alone back at the head of the global free list, into the
+ * first batch when that one is partial (only the first may be). */
+static void gfree_pushone(struct g *gp)
+{
+	struct g *first = sched.gfree;
+	if (first && sched.gfreen < GFREE_BATCH) {
+		gp->schedlink = first;
+		gp->gfreebatch = first->gfreebatch;
+		first->gfreebatch = NULL;
+		sched.gfreen++;
+	} else {
+		gp->schedlink = NULL;
+		gp->gfreebatch = first;
+		sched.gfreen = 1;
+	}
+	__atomic_store_n(&sched.gfree, gp, __ATOMIC_RELAXED); /* peeked without gflock */
+	sched.ngfree++;
+}
+
 /* Under gflock: takes the first batch of the global free list; its head (NULL
  * if the list is empty), its size in *ret_n. */
 static struct g *gfree_popbatch(int32_t *ret_n)
@@ -397,8 +416,6 @@ static inline __attribute__((always_inline)) void gfree_prefetch(struct g *next)
 			__builtin_prefetch((char *)after + off, 1);
 		__builtin_prefetch((char *)after + sizeof(struct g) - 1, 1);
 	}
-	if (!s->stackhi)
-		return; /* its stack allocation failed (gfget_sized) */
 	uintptr_t top = s->stackhi - stackcolor(s->stackhi);
 	for (int i = 1; i <= GFREE_PREFETCH_STACK_LINES; i++)
 		__builtin_prefetch((void *)(top - (uintptr_t)i * 64), 1);
@@ -466,7 +483,7 @@ int gfree_scavenge(int max)
 	int32_t i = 0;
 	for (struct g *b = sched.gfree; b && released < max; b = b->gfreebatch) {
 		for (struct g *gp = b; gp && released < max; gp = gp->schedlink, i++) {
-			if (i < GFREE_WATERMARK || !gp->stacksize || gp->stackreleased)
+			if (i < GFREE_WATERMARK || gp->stackreleased)
 				continue;
 			stack_release_pages(gp->stacklo, gp->stackhi);
 			gp->stackreleased = true;
@@ -501,15 +518,19 @@ static struct g *gfget_sized(struct p *pp, size_t size)
 		unlock(&sched.gflock);
 	}
 	if (gp && gp->stacksize != size) {
-		stackfree(gp->stacklo, gp->stackhi, gp->stackguarded);
 		struct stackalloc st;
 		if (stackalloc(size, &st) < 0) {
-			gp->stacksize = 0;
-			gp->stacklo = gp->stackhi = 0;
-			if (pp)
+			/* it keeps its stack and goes back where it came from */
+			if (pp) {
 				gfput(pp, gp);
+			} else {
+				lock(&sched.gflock);
+				gfree_pushone(gp);
+				unlock(&sched.gflock);
+			}
 			return NULL;
 		}
+		stackfree(gp->stacklo, gp->stackhi, gp->stackguarded);
 		gp->stacklo = st.lo;
 		gp->stackhi = st.hi;
 		gp->stacksize = size;

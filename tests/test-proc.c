@@ -98,11 +98,33 @@ static void gfb_check_shape(void)
 	unlock(&sched.gflock);
 }
 
+/* A goroutine whose stack cannot be had (far larger than the address space)
+ * fails with ENOMEM; the dead G taken for it keeps its stack and goes back to
+ * the free lists (nothing else runs meanwhile: the counts are exact). */
+static void gfb_stack_fails(bool has_p)
+{
+	struct stack_stats a, b;
+	int64_t ngfree = sched.ngfree, allg = allg_count();
+	stack_stats(&a);
+	for (int i = 0; i < 2; i++) {
+		int err = 0;
+		ck_assert_ptr_null(newproc(gfb_count, NULL, NULL, (size_t)1 << 46, &err));
+		ck_assert_int_eq(err, -ENOMEM);
+	}
+	stack_stats(&b);
+	ck_assert_uint_eq(b.inuse, a.inuse);
+	ck_assert_int_eq(allg_count(), allg);
+	if (!has_p)
+		ck_assert_int_eq(sched.ngfree, ngfree);
+	gfb_check_shape();
+}
+
 /* A thread without a P creates goroutines (as task_start does): each takes a
  * G from the global list's first batch, which is left partial. */
 static void *gfb_nop_thread(void *arg)
 {
 	(void)arg;
+	gfb_stack_fails(false);
 	for (int i = 0; i < GFB_NOP; i++) {
 		int err = 0;
 		ck_assert_ptr_nonnull(newproc(gfb_count, NULL, NULL, 0, &err));
@@ -137,6 +159,7 @@ static int gfb_main(int argc, char **argv)
 	ck_assert_int_ge(allocated, GFB_N);
 	gfb_check_shape();
 	ck_assert_int_gt(sched.ngfree, GFB_NOP + GFREE_BATCH);
+	gfb_stack_fails(true);
 
 	pthread_t th;
 	ck_assert_int_eq(pthread_create(&th, NULL, gfb_nop_thread, NULL), 0);
