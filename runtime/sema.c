@@ -58,6 +58,20 @@ static struct semroot *semroot(uint32_t *addr)
 	return &semtable[((uintptr_t)addr >> 3) % SEMTAB_SIZE];
 }
 
+/* Under root->lock: w leaves root's list and stops counting as a waiter. */
+static void semroot_unlink(struct semroot *root, struct semwaiter *w)
+{
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		root->head = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	else
+		root->tail = w->prev;
+	atomic_fetch_sub(&root->nwait, 1);
+}
+
 static bool cansemacquire(uint32_t *addr)
 {
 	uint32_t v = __atomic_load_n(addr, __ATOMIC_ACQUIRE);
@@ -136,15 +150,7 @@ again:;
 		unlock(&root->lock);
 		return;
 	}
-	if (w->prev)
-		w->prev->next = w->next;
-	else
-		root->head = w->next;
-	if (w->next)
-		w->next->prev = w->prev;
-	else
-		root->tail = w->prev;
-	atomic_fetch_sub(&root->nwait, 1);
+	semroot_unlink(root, w);
 	/* handoff: take the count for the waiter, so that nobody arriving
 	 * meanwhile can, and let it run now in our place (Go's goyield). */
 	bool handed = handoff && cansemacquire(addr);
@@ -226,15 +232,7 @@ void sema_drop_ghosts(void)
 			next = w->next;
 			if (!w->ghost)
 				continue;
-			if (w->prev)
-				w->prev->next = w->next;
-			else
-				root->head = w->next;
-			if (w->next)
-				w->next->prev = w->prev;
-			else
-				root->tail = w->prev;
-			atomic_fetch_sub(&root->nwait, 1);
+			semroot_unlink(root, w);
 			free(w);
 		}
 		unlock(&root->lock);
@@ -275,15 +273,7 @@ void semcancel_task(struct task *t, struct gqueue *ret)
 				else
 					root->tail = gh;
 			} else {
-				if (w->prev)
-					w->prev->next = w->next;
-				else
-					root->head = w->next;
-				if (w->next)
-					w->next->prev = w->prev;
-				else
-					root->tail = w->prev;
-				atomic_fetch_sub(&root->nwait, 1);
+				semroot_unlink(root, w);
 			}
 			w->g->semwait = NULL; /* the ghost has it now */
 			gqueue_push(ret, w->g);

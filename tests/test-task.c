@@ -160,17 +160,6 @@ static void run_done(struct run *r)
 	free(r->errs);
 }
 
-static int count_fds(void)
-{
-	int n = 0;
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *de;
-	while ((de = readdir(d)))
-		n += de->d_name[0] != '.';
-	closedir(d);
-	return n - 1; /* the DIR's own */
-}
-
 /* Goroutines that are not dead and belong to t (compared, not dereferenced). */
 static size_t goroutines_of(struct task *t)
 {
@@ -275,7 +264,7 @@ static int patched(const char *fix, size_t off, const void *bytes, size_t len)
 
 START_TEST(test_load_errors)
 {
-	int fds = count_fds();
+	int fds = test_fd_count();
 	expect_reject(mem_fd("#!/bin/sh\necho hi\n", 18), -ENOEXEC, "not an ELF file");
 	expect_reject(mem_fd("", 0), -ENOEXEC, "not an ELF file");
 	size_t n;
@@ -318,7 +307,7 @@ START_TEST(test_load_errors)
 	ck_assert_int_eq(task_start(&spec, &t, err, sizeof err), -EINVAL);
 	ck_assert_int_eq(task_start(NULL, &t, err, sizeof err), -EINVAL);
 	ck_assert_int_eq(module_count(), 0);
-	ck_assert_int_eq(count_fds(), fds);
+	ck_assert_int_eq(test_fd_count(), fds);
 }
 END_TEST
 
@@ -685,16 +674,6 @@ static long count_maps(void)
 	return test_count_lines("/proc/self/maps");
 }
 
-static long count_threads(void)
-{
-	long n = 0;
-	DIR *d = opendir("/proc/self/task");
-	struct dirent *de;
-	while ((de = readdir(d)))
-		n += de->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
 
 START_TEST(test_many_tasks_leak_nothing)
 {
@@ -705,9 +684,9 @@ START_TEST(test_many_tasks_leak_nothing)
 	long fds0 = 0, maps0 = 0, rss0 = 0, threads0 = 0;
 	for (long i = 0; i < n + 200; i++) {
 		if (i == 200) {
-			fds0 = count_fds();
+			fds0 = test_fd_count();
 			maps0 = count_maps();
-			threads0 = count_threads();
+			threads0 = test_thread_count();
 			rss0 = test_rss_kib();
 		}
 		struct task_spec spec = TASK_SPEC_INIT;
@@ -732,7 +711,7 @@ START_TEST(test_many_tasks_leak_nothing)
 		assert_ok(task_forget(t));
 		task_unref(t);
 	}
-	long fds = count_fds(), maps = count_maps(), rss = test_rss_kib(), threads = count_threads();
+	long fds = test_fd_count(), maps = count_maps(), rss = test_rss_kib(), threads = test_thread_count();
 	ck_assert_msg(fds == fds0, "fds %ld -> %ld", fds0, fds);
 #if defined(__SANITIZE_THREAD__)
 	const long slack = 128; /* ThreadSanitizer maps shadow for new fibers' stacks as it goes */

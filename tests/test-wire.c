@@ -511,17 +511,6 @@ static int raw_send_fds(int sock, const void *data, size_t n, const int *fds, in
 	return (int)sendmsg(sock, &mh, 0);
 }
 
-static int count_open_fds(void)
-{
-	int n = 0;
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *de;
-	while ((de = readdir(d)))
-		n += de->d_name[0] != '.';
-	closedir(d);
-	return n - 1;
-}
-
 START_TEST(test_fds_received_cloexec)
 {
 	int sv[2];
@@ -561,7 +550,7 @@ END_TEST
 
 START_TEST(test_fds_too_many)
 {
-	int before = count_open_fds();
+	int before = test_fd_count();
 	int sv[2];
 	assert_posix(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
 	/* wire_send refuses to send more than the limit */
@@ -576,7 +565,7 @@ START_TEST(test_fds_too_many)
 	wire_reader_deinit(&r);
 	close(sv[0]);
 	close(sv[1]);
-	ck_assert_int_eq(count_open_fds(), before);
+	ck_assert_int_eq(test_fd_count(), before);
 }
 END_TEST
 

@@ -135,11 +135,11 @@ static inline pid_t test_gettid(void)
 	return (pid_t)syscall(SYS_gettid);
 }
 
-/* Number of threads in this process. */
-static inline int test_thread_count(void)
+/* Entries of directory dir but . and ..; -1 if it cannot be read. */
+static inline int test_count_entries(const char *dir)
 {
 	int n = 0;
-	DIR *d = opendir("/proc/self/task");
+	DIR *d = opendir(dir);
 	if (!d)
 		return -1;
 	struct dirent *de;
@@ -148,6 +148,18 @@ static inline int test_thread_count(void)
 			n++;
 	closedir(d);
 	return n;
+}
+
+/* Number of threads in this process. */
+static inline int test_thread_count(void)
+{
+	return test_count_entries("/proc/self/task");
+}
+
+/* Number of open fds in this process. */
+static inline int test_fd_count(void)
+{
+	return test_count_entries("/proc/self/fd") - 1; /* the DIR's own */
 }
 
 static inline long test_count_lines(const char *path)
