@@ -66,16 +66,22 @@ static __attribute__((noinline)) void chanlock_slow(struct hchan *c, int32_t me)
 	lock(&c->lock);
 	int32_t b = atomic_load_explicit(&c->bias, memory_order_relaxed);
 	if (b != 0 && b != me) {
-		atomic_store_explicit(&c->bias, 0, memory_order_relaxed);
-		/* a biased take that loads bias after this barrier backs out; one
-		 * that loaded it before has its slot store visible after it */
-		while (membarrier_all() < 0) {
-			struct timespec ts = { 0, 1000 * 1000 };
-			nanosleep(&ts, NULL); /* transient (ENOMEM): revoking needs the barrier */
-		}
+		atomic_store_explicit(&c->bias, 0, memory_order_seq_cst);
 		/* (no runtime, or fewer Ps than when c was biased: nobody holds it so) */
 		struct p **ps = allp;
 		struct p *bp = ps && b <= gomaxprocs ? ps[b - 1] : NULL;
+		/* a biased take that loads bias after this barrier backs out; one
+		 * that loaded it before has its slot store visible after it. Where
+		 * membarrier fails (a seccomp filter installed after start), the
+		 * same barrier on the biased P's thread alone, through its signal
+		 * handler (a thread that took bp after our store sees it: taking a
+		 * P is a locked instruction) */
+		while (membarrier_all() < 0) {
+			if (!bp || p_fence(bp) == 0)
+				break;
+			struct timespec ts = { 0, 1000 * 1000 };
+			nanosleep(&ts, NULL); /* neither: revoking needs the barrier */
+		}
 		for (int i = 0; bp && i < (int)ARRAY_SIZE(bp->chanheld); i++)
 			while (atomic_load_explicit(&bp->chanheld[i], memory_order_acquire) == c)
 				sched_yield(); /* a few instructions, unless its thread was preempted */

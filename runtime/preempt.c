@@ -428,6 +428,8 @@ NO_SANITIZE static void doSigPreempt(int sig, siginfo_t *info, void *uctx)
 	if (!gp)
 		return; /* not an M: nobody of ours asked */
 	struct m *mp = gp->m;
+	/* a full barrier here, and p_fence's acknowledgement */
+	atomic_fetch_add_explicit(&mp->fenceack, 1, memory_order_seq_cst);
 	struct g *cur = mp->curg;
 	if (!cur || gp != cur || !atomic_load_explicit(&cur->preempt, memory_order_relaxed))
 		return; /* in the scheduler, or the G already yielded: stale */
@@ -466,6 +468,32 @@ NO_SANITIZE static void doSigPreempt(int sig, siginfo_t *info, void *uctx)
 NO_SANITIZE static pid_t peek_procid(struct m *mp)
 {
 	return *(volatile pid_t *)&mp->procid;
+}
+
+/* The M holding pp now, read as peek_procid reads: possibly stale. */
+NO_SANITIZE static struct m *peek_p_m(struct p *pp)
+{
+	return *(struct m *volatile *)&pp->m;
+}
+
+int p_fence(struct p *pp)
+{
+	struct m *mp = peek_p_m(pp);
+	if (!mp)
+		return 0; /* idle: a thread that takes it later does so with a locked instruction */
+	if (!installed)
+		return -ENOSYS;
+	/* our stores before theirs after the interrupt point; theirs before it
+	 * visible to us once we see the acknowledgement */
+	uint32_t ack = atomic_fetch_add_explicit(&mp->fenceack, 0, memory_order_seq_cst);
+	while (atomic_load_explicit(&mp->fenceack, memory_order_acquire) == ack) {
+		pid_t tid = peek_procid(mp);
+		if (tid <= 0 || (syscall(SYS_tgkill, mypid, tid, SIGPREEMPT) < 0 && errno == ESRCH))
+			return 0; /* no thread: nothing of ours runs there */
+		for (int i = 0; i < 1000 && atomic_load_explicit(&mp->fenceack, memory_order_acquire) == ack; i++)
+			sched_yield();
+	}
+	return 0;
 }
 
 /* preemptM: sends SIGPREEMPT to mp's thread (Go's preemptM); the handler

@@ -183,6 +183,7 @@ struct m {
 	uint32_t lockedext;      /* gort_lock_os_thread nesting */
 	uint32_t fastrand[2];
 	pid_t procid;            /* gettid() */
+	_Atomic uint32_t fenceack; /* SIGPREEMPTs its thread handled (p_fence) */
 	/* gopark's unlock function, run on g0 once the G is off its stack */
 	bool (*waitunlockf)(struct g *gp, void *arg);
 	void *waitlock;
@@ -403,6 +404,13 @@ void preempt_init(void);
 void preempt_fini(void);
 /* preemptM: sends the preemption signal to mp's thread. Any thread. */
 void preemptM(struct m *mp);
+/* p_fence: a full memory barrier on the thread of the M holding pp (if one
+ * does), wherever it is (running, blocked in a system call): SIGPREEMPT, then
+ * waits until its handler has acknowledged it -- membarrier for one thread,
+ * where membarrier fails. 0 (also when pp is idle or the thread gone: it runs
+ * nothing of ours), or -ENOSYS when the handler is not installed. Any thread
+ * but that M's; pins nothing. */
+int p_fence(struct p *pp);
 /* gopreempt: the calling G gives up its P at once if sysmon flagged it and it
  * may be preempted here (a G with a P, holding no runtime lock, not in a system
  * call section); it resumes later, on any P. */

@@ -4,6 +4,11 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include "chan.h"
@@ -1035,6 +1040,69 @@ START_TEST(test_chanlock_bias_and_revocation)
 }
 END_TEST
 
+/* A revocation when membarrier has started failing (a seccomp filter
+ * installed after start, the case lock_futex.c's sleepers already survive):
+ * membarrier_all's contract is that the rare side then acts as if the
+ * common side's store were not visible; a revoker must not wait forever for
+ * a barrier that never comes. Runs in a child (the filter is for good). */
+static struct hchan *nomb_c;
+static _Atomic int nomb_done;
+
+static void *nomb_thread(void *arg)
+{
+	(void)arg;
+	gort_chan_close((gort_chan *)nomb_c); /* no P: the mutex, revoking the bias */
+	atomic_store(&nomb_done, 1);
+	return NULL;
+}
+
+static int nomb_main(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	nomb_c = (struct hchan *)gort_chan_make(sizeof(int), 1);
+	for (int i = 0; i < 200; i++) {
+		int v = i;
+		gort_chan_send((gort_chan *)nomb_c, &v);
+		gort_chan_recv((gort_chan *)nomb_c, &v);
+	}
+	if (!membarrier_ok() || atomic_load(&nomb_c->bias) == 0)
+		return 0; /* never biased: nothing to revoke */
+	struct sock_filter filt[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_membarrier, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { .len = ARRAY_SIZE(filt), .filter = filt };
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+	    syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog) != 0)
+		return 0; /* no seccomp here: nothing to test */
+	ck_assert_int_eq(membarrier_all(), -EPERM);
+	pthread_t th;
+	ck_assert_int_eq(pthread_create(&th, NULL, nomb_thread, NULL), 0);
+	int64_t deadline = nanotime() + 10LL * 1000 * 1000 * 1000;
+	while (!atomic_load(&nomb_done) && nanotime() < deadline)
+		gort_sleep(1000 * 1000);
+	if (!atomic_load(&nomb_done)) {
+		fprintf(stderr, "revocation hung with membarrier failing\n");
+		_exit(3);
+	}
+	pthread_join(th, NULL);
+	int v = -1;
+	ck_assert(!gort_chan_recv((gort_chan *)nomb_c, &v));
+	gort_chan_free((gort_chan *)nomb_c);
+	return 0;
+}
+
+START_TEST(test_chanlock_revocation_without_membarrier)
+{
+	char out[4096];
+	int status = run_child(nomb_main, 2, out, sizeof out);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x, stderr: %s", status, out);
+}
+END_TEST
+
 static Suite *chan_suite(void)
 {
 	Suite *s = suite_create("chan");
@@ -1055,6 +1123,7 @@ static Suite *chan_suite(void)
 	tcase_add_test(tc, test_unfreed_channels_freed_with_task);
 	tcase_add_test(tc, test_task_own_disown);
 	tcase_add_test(tc, test_chanlock_bias_and_revocation);
+	tcase_add_test(tc, test_chanlock_revocation_without_membarrier);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("stress");
