@@ -50,7 +50,9 @@
  * never pays a revocation; one that moves between Ps pays one membarrier per
  * move, and so does a close or free from another P or a thread of its own
  * (~1 us, and an interrupt on the CPUs running the process). Without
- * membarrier no lock is ever biased.
+ * membarrier no lock is ever biased; where it starts failing after a lock was
+ * biased (a seccomp filter installed later), a revocation fences the biased
+ * P's thread alone, through its signal handler (preempt.c's p_fence).
  *
  * Rejected: a sudog pool per P (Go's acquireSudog). Go needs it because its
  * stacks move; ours don't, so a sudog is a local of the blocked call.
