@@ -362,6 +362,22 @@ static int events_call(struct gortclient *c, uint64_t task, bool follow, uint64_
 	return r;
 }
 
+/* Opens a live stream (follow, live_only) of ms without waiting for a reply;
+ * returns its request id. */
+static int64_t stream_open(struct gortclient *c, uint64_t ms)
+{
+	Gort__V1__EventsRequest er = GORT__V1__EVENTS_REQUEST__INIT;
+	er.follow = true;
+	er.live_only = true;
+	er.duration_ms = ms;
+	Gort__V1__Request req = GORT__V1__REQUEST__INIT;
+	req.body_case = GORT__V1__REQUEST__BODY_EVENTS;
+	req.events = &er;
+	int64_t id = gortclient_send(c, &req, NULL, 0);
+	ck_assert_int_gt(id, 0);
+	return id;
+}
+
 START_TEST(test_bad_input)
 {
 	struct gortclient *c = client(&D);
@@ -426,15 +442,7 @@ START_TEST(test_no_history)
 	ck_assert_int_eq(events_call(c, 0, false, 0, false), -ENODEV);
 	ck_assert_msg(strstr(gortclient_error(c), "GORTD_EVENT_HISTORY=0"), "%s", gortclient_error(c));
 	/* a stream still works: events are on while it lasts */
-	Gort__V1__EventsRequest er = GORT__V1__EVENTS_REQUEST__INIT;
-	er.follow = true;
-	er.live_only = true;
-	er.duration_ms = 300;
-	Gort__V1__Request req = GORT__V1__REQUEST__INIT;
-	req.body_case = GORT__V1__REQUEST__BODY_EVENTS;
-	req.events = &er;
-	int64_t id = gortclient_send(c, &req, NULL, 0);
-	ck_assert_int_gt(id, 0);
+	int64_t id = stream_open(c, 300);
 	struct gortclient *c2 = client(&d2);
 	st = stats_of(c2);
 	ck_assert_uint_eq(st->stats->trace->history, 65536);
@@ -501,15 +509,7 @@ START_TEST(test_default_detail)
 	free(out);
 
 	/* a stream is open: goroutine events are written, and it sees them */
-	Gort__V1__EventsRequest er = GORT__V1__EVENTS_REQUEST__INIT;
-	er.follow = true;
-	er.live_only = true;
-	er.duration_ms = 60u * 1000u;
-	Gort__V1__Request req = GORT__V1__REQUEST__INIT;
-	req.body_case = GORT__V1__REQUEST__BODY_EVENTS;
-	req.events = &er;
-	int64_t id = gortclient_send(c, &req, NULL, 0);
-	ck_assert_int_gt(id, 0);
+	int64_t id = stream_open(c, 60u * 1000u);
 	struct gortclient *c2 = client(&d2);
 	wait_listeners(c2, true);
 	code = gortctl(&d2, NULL, &err, "submit", "--wait", TTASK, "--", "2", "3", "0");
