@@ -694,7 +694,7 @@ static struct g *runqget(struct p *pp, bool *ret_inherit)
 /* thief_wanted: whether a spinning M waiting for victim's runnext has better
  * things to do: the global queue, another P's queue, io completions or io
  * waiters with nobody blocked in netpoll (it would be that M), an expired
- * timer of its own P, or shutdown. */
+ * timer of any P but the victim (whose M runs its own), or shutdown. */
 static bool thief_wanted(struct p *victim)
 {
 	struct p *self = getg()->m->p;
@@ -702,12 +702,13 @@ static bool thief_wanted(struct p *victim)
 	    atomic_load_explicit(&sched.stopping, memory_order_relaxed) || netpoll_pending() ||
 	    (atomic_load_explicit(&sched.lastpoll, memory_order_relaxed) != 0 && netpoll_waiters()))
 		return true;
-	int64_t when = atomic_load_explicit(&self->timer0when, memory_order_relaxed);
-	if (when != 0 && when <= nanotime())
-		return true;
+	int64_t now = nanotime();
 	for (int32_t i = 0; i < gomaxprocs; i++) {
 		struct p *p2 = allp[i];
-		if (p2 != victim && p2 != self && !runqempty(p2))
+		if (p2 == victim)
+			continue;
+		int64_t when = atomic_load_explicit(&p2->timer0when, memory_order_relaxed);
+		if ((when != 0 && when <= now) || (p2 != self && !runqempty(p2)))
 			return true;
 	}
 	return false;
