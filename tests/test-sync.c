@@ -159,15 +159,21 @@ static void hog(void *arg)
 	gort_wg_done(&wg);
 }
 
-static _Atomic bool polite_done;
+static _Atomic bool polite_done, polite_stop;
+static _Atomic int polite_rounds;
 
+/* Ten rounds at least, then on until hog has seen starvation mode: a round
+ * enters it only if polite, woken, finds the mutex held after waiting over
+ * 1 ms, which on a loaded machine (hog's thread descheduled, polite woken to an
+ * unlocked mutex) may not happen in the first ten. */
 static void polite(void *arg)
 {
 	gort_mutex *m = arg;
-	for (int i = 0; i < 10; i++) {
+	while (!atomic_load(&polite_stop) && (atomic_load(&polite_rounds) < 10 || !atomic_load(&saw_starving))) {
 		gort_sleep(100 * 1000);
 		gort_mutex_lock(m);
 		gort_mutex_unlock(m);
+		atomic_fetch_add(&polite_rounds, 1);
 	}
 	atomic_store(&polite_done, true);
 }
@@ -179,15 +185,20 @@ static int fairness_main(int argc, char **argv)
 	gort_wg_add(&wg, 1);
 	gort_go(hog, &m);
 	gort_go(polite, &m);
-	/* polite's ten lock/unlock rounds must finish while hog keeps hogging */
+	/* polite's lock/unlock rounds must go on while hog keeps hogging, and
+	 * hog must see the mutex in starvation mode meanwhile */
 	int64_t deadline = gort_now() + 20 * SEC;
-	while (!atomic_load(&polite_done)) {
-		ck_assert_msg(gort_now() < deadline, "polite goroutine starved");
+	while (!atomic_load(&polite_done) && gort_now() < deadline)
 		gort_sleep(MS);
-	}
+	int rounds = atomic_load(&polite_rounds); /* before hog lets go */
+	bool starving = atomic_load(&saw_starving);
+	atomic_store(&polite_stop, true);
 	atomic_store(&hog_stop, true);
 	gort_wg_wait(&wg);
-	ck_assert(atomic_load(&saw_starving));
+	while (!atomic_load(&polite_done))
+		gort_sleep(MS);
+	ck_assert_msg(rounds >= 10, "polite goroutine starved: %d rounds in 20 s", rounds);
+	ck_assert_msg(starving, "no starvation mode in %d rounds", rounds);
 	ck_assert_uint_eq(__atomic_load_n(&m.state, __ATOMIC_RELAXED), 0);
 	return 0;
 }
