@@ -55,50 +55,87 @@ static void *delay_sampler(void *arg)
 	return NULL;
 }
 
+/* How long an unkicked deep sleep lasts (sysmon.c's SYSMON_DEEP_SLEEP). */
+#define DEEP_SLEEP_NS SEC
+
 static int idle_main(int argc, char **argv)
 {
 	(void)argc;
 	(void)argv;
 	register_test_code();
 	/* nothing runs for a while: the delay grows to 10 ms, then sysmon sleeps
-	 * until kicked */
+	 * until kicked (each of our wakeups kicks it back to short rounds: on a
+	 * loaded machine it may take several sleeps to get there) */
 	struct sysmon_stats st = stats();
-	for (int i = 0; i < 100 && st.deep_sleeps == 0; i++) {
+	int64_t deadline = gort_now() + 20 * SEC;
+	while (st.deep_sleeps == 0 && gort_now() < deadline) {
 		gort_sleep(50 * 1000 * 1000);
 		st = stats();
 	}
 	ck_assert_uint_gt(st.deep_sleeps, 0);
 	ck_assert_uint_gt(st.idle_rounds, 50);
-	/* idle, the rounds are few: nothing like 20 us polling */
+
+	/* Idle, the rounds are few (nothing like 20 us polling), and our own
+	 * wakeup, which starts a G on an idle P, kicks a deeply sleeping sysmon.
+	 * Checked on a window of 200 ms into which a deep sleep began: it can have
+	 * ended only by a kick, or by its timeout if the window lasted longer
+	 * than that (a loaded machine: such a window is not conclusive). */
 	pthread_t th;
 	atomic_store(&sampling, 1);
 	ck_assert_int_eq(pthread_create(&th, NULL, delay_sampler, NULL), 0);
-	struct sysmon_stats a = stats();
-	gort_sleep(200 * 1000 * 1000);
-	struct sysmon_stats b = stats();
+	bool kicked = false;
+	int windows = 0;
+	deadline = gort_now() + 20 * SEC;
+	while (!(kicked && atomic_load(&maxdelay) >= 10 * 1000 * 1000) && gort_now() < deadline) {
+		struct sysmon_stats a = stats();
+		int64_t t0 = gort_now();
+		gort_sleep(200 * 1000 * 1000);
+		int64_t dt = gort_now() - t0;
+		struct sysmon_stats b = stats();
+		windows++;
+		/* a kick's short rounds, the backoff, then 10 ms rounds at most */
+		ck_assert_msg(b.rounds - a.rounds < 200 + (uint64_t)(dt / (5 * MS)), "%llu rounds in %lld ms",
+			      (unsigned long long)(b.rounds - a.rounds), (long long)(dt / MS));
+		if (b.deep_sleeps > a.deep_sleeps && dt < DEEP_SLEEP_NS) {
+			ck_assert_msg(b.kicks > a.kicks, "a deep sleep began in a window of %lld ms, no kick ended it",
+				      (long long)(dt / MS));
+			kicked = true;
+		}
+	}
 	atomic_store(&sampling, 0);
 	pthread_join(th, NULL);
-	ck_assert_uint_lt(b.rounds - a.rounds, 200);
-	ck_assert_uint_gt(b.kicks, a.kicks); /* our own wakeup started a G on an idle P */
+	ck_assert_msg(kicked, "no deep sleep seen in %d windows of 200 ms", windows);
 	ck_assert_int_ge(atomic_load(&maxdelay), 10 * 1000 * 1000);
 
 	/* Work again: sysmon has been sleeping deeply (up to a second) while we
 	 * slept; a goroutine that never yields must still be preempted within a
-	 * slice or so, which it is only if starting work woke sysmon. */
-	struct sysmon_stats c = stats();
-	gort_sleep(100 * 1000 * 1000);
+	 * slice or so, which it is only if starting work woke sysmon. We start it
+	 * after a sleep into which a deep sleep began (not a long one: see below). */
+	struct sysmon_stats c, c2;
+	int64_t tc, t0;
+	deadline = gort_now() + 20 * SEC;
+	do {
+		ck_assert_msg(gort_now() < deadline, "no deep sleep began during a sleep of 100 ms");
+		c = stats();
+		tc = gort_now();
+		gort_sleep(100 * 1000 * 1000);
+		t0 = gort_now();
+		c2 = stats();
+	} while (c2.deep_sleeps == c.deep_sleeps || t0 - tc > 300 * MS);
 	gort_wg_add(&wg, 1);
 	atomic_store(&stop, 0);
 	ck_assert_int_gt(gort_go(spin_until_stop, NULL), 0);
-	int64_t t0 = gort_now();
 	gort_yield(); /* one P: back only once the spinner is preempted */
 	int64_t away = gort_now() - t0;
 	atomic_store(&stop, 1);
 	gort_wg_wait(&wg);
 	struct sysmon_stats d = stats();
 	ck_assert_uint_gt(d.kicks, c.kicks);
-	ck_assert_msg(away < 400 * 1000 * 1000, "main waited %lld ms for the spinner's preemption",
-		      (long long)(away / 1000000));
+	/* An unkicked sysmon would sleep on until its deep sleep, begun after tc,
+	 * timed out: the preemption must come before that (by 700 ms at least,
+	 * where it takes a slice and the loaded machine's delays). */
+	ck_assert_msg(away < tc + DEEP_SLEEP_NS - t0, "main waited %lld ms for the spinner's preemption",
+		      (long long)(away / MS));
 	ck_assert_uint_gt(d.preempt_async, c.preempt_async);
 	return 0;
 }
@@ -119,12 +156,23 @@ static int busy_main(int argc, char **argv)
 	gort_wg_add(&wg, 1);
 	atomic_store(&stop, 0);
 	ck_assert_int_gt(gort_go(spin_until_stop, NULL), 0);
-	gort_sleep(100 * 1000 * 1000); /* settle */
-	struct sysmon_stats a = stats();
+	/* the delay backs off to 10 ms although a P is busy: ~60 rounds, as fast
+	 * as sysmon's thread gets the CPU (slowly under TSan on a loaded machine) */
+	int64_t deadline = gort_now() + 20 * SEC;
+	while (stats().delay_ns != 10 * 1000 * 1000) {
+		ck_assert_msg(gort_now() < deadline, "the delay is still %lld us",
+			      (long long)(stats().delay_ns / US));
+		gort_sleep(10 * 1000 * 1000);
+	}
+	struct sysmon_stats a = stats(), b;
 	int64_t t0 = gort_now();
-	gort_sleep(300 * 1000 * 1000);
+	/* at least 300 ms, and two slices preempted */
+	do {
+		gort_sleep(100 * 1000 * 1000);
+		b = stats();
+	} while ((gort_now() - t0 < 300 * MS || b.preempt_requested - a.preempt_requested < 2) &&
+		 gort_now() < deadline);
 	int64_t dt = gort_now() - t0;
-	struct sysmon_stats b = stats();
 	atomic_store(&stop, 1);
 	gort_wg_wait(&wg);
 	/* the spinner is preempted every slice (or, under TSan, whenever a signal
@@ -134,6 +182,7 @@ static int busy_main(int argc, char **argv)
 	ck_assert_msg(b.rounds - a.rounds < (uint64_t)(dt / (200 * 1000)),
 		      "%llu rounds in %lld ms", (unsigned long long)(b.rounds - a.rounds),
 		      (long long)(dt / 1000000));
+	/* and the preemptions did not bring the short rounds back */
 	ck_assert_int_eq(b.delay_ns, 10 * 1000 * 1000);
 	return 0;
 }
