@@ -21,8 +21,13 @@
  * and then checks npidle == gomaxprocs once more, the M that starts a G took its
  * P off the idle list (npidle--) before loading the flag, all sequentially
  * consistent: either sysmon sees the busy P and does not sleep, or the M sees the
- * flag and wakes it. A kick starts the short rounds again. Sleeps are on a futex
- * word, so sysmon_stop and kicks end them at once.
+ * flag and wakes it. A kick starts the short rounds again, but the delay
+ * doubles from the first of them (Go's 50 rounds of 20 us are for rounds that
+ * retake: after a kick the running G's slice end is in wake_at anyway, and a
+ * server whose Ps all go idle between bursts of requests kicked sysmon ~30
+ * times a second, each kick then costing 60 wakeups of sysmon, ~1,700 a
+ * second; now ~11). Sleeps are on a futex word, so sysmon_stop and kicks end
+ * them at once.
  *
  * Each round:
  *  - retake: a P in P_SYSCALL whose syscalltick has not moved since the last
@@ -303,8 +308,13 @@ static void *sysmon(void *arg)
 				atomic_fetch_add_explicit(&sysmon_counters.scavenged, (uint64_t)r, memory_order_relaxed);
 			next_scavenge = now + SCAVENGE_PERIOD;
 		}
-		if (n > 0 || kicked) {
+		if (n > 0) {
 			idle = 0;
+		} else if (kicked) {
+			/* short rounds again, but backing off from the first: the
+			 * kicker's P has its preemption deadline in wake_at already */
+			idle = SYSMON_IDLE_ROUNDS + 1;
+			delay = SYSMON_MIN_DELAY / 2; /* doubled at the loop's top */
 		} else {
 			idle++;
 			sysmon_count(&sysmon_counters.idle_rounds);

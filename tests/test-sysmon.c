@@ -146,6 +146,42 @@ START_TEST(test_idle_backoff_deep_sleep_and_kick)
 }
 END_TEST
 
+/* ---- a kick: short rounds again, backing off from the first ---- */
+
+static int kick_main(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	struct sysmon_stats st = stats();
+	int64_t deadline = gort_now() + 20 * SEC;
+	while (st.deep_sleeps == 0 && gort_now() < deadline) {
+		gort_sleep(50 * 1000 * 1000);
+		st = stats();
+	}
+	ck_assert_uint_gt(st.deep_sleeps, 0);
+	/* each of our wakeups from a 50 ms sleep finds sysmon asleep deeply
+	 * (it backs off to 10 ms and sleeps in ~20 ms) and kicks it */
+	struct sysmon_stats a = stats(), b = a;
+	deadline = gort_now() + 20 * SEC;
+	while (b.kicks - a.kicks < 10 && gort_now() < deadline) {
+		gort_sleep(50 * 1000 * 1000);
+		b = stats();
+	}
+	uint64_t kicks = b.kicks - a.kicks, rounds = b.rounds - a.rounds;
+	ck_assert_uint_ge(kicks, 10);
+	/* ~11 rounds a kick (20 us doubling to 10 ms, one round at 10 ms);
+	 * 50 rounds of 20 us first made it ~60 */
+	ck_assert_msg(rounds < 30 * kicks, "%llu rounds for %llu kicks", (unsigned long long)rounds,
+		      (unsigned long long)kicks);
+	return 0;
+}
+
+START_TEST(test_kick_backs_off_at_once)
+{
+	run_gort(kick_main, 1, 0);
+}
+END_TEST
+
 /* ---- busy without retakes: the delay still backs off ---- */
 
 static int busy_main(int argc, char **argv)
@@ -290,6 +326,7 @@ int main(void)
 	TCase *tc = tcase_create("sysmon");
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_idle_backoff_deep_sleep_and_kick);
+	tcase_add_test(tc, test_kick_backs_off_at_once);
 	tcase_add_test(tc, test_busy_backoff);
 	tcase_add_test(tc, test_scavenges_pooled_stacks);
 	tcase_add_test(tc, test_sample);
