@@ -252,7 +252,15 @@ START_TEST(test_events_follow)
 	f = spawn_gortctl(path, (const char *const[]){ "events", "--follow", "--task", ids, NULL });
 	deadline = mono_ns() + 30LL * 1000000000 * SLOWDOWN;
 	while (!file_has(path, "exited, code 0")) {
-		ck_assert_msg(mono_ns() < deadline, "the follower did not print the retained events");
+		if (mono_ns() >= deadline) {
+			/* what the follower did, for a failure seen once under load */
+			int st = 0;
+			pid_t w = waitpid(f, &st, WNOHANG);
+			char *out = NULL;
+			sh(&out, "head -c 2000 '%s'", path);
+			ck_abort_msg("the follower did not print the retained events of task %s (%s %d); it printed: %s",
+				     ids, w == f ? "it exited, status" : "still running, waitpid", w == f ? st : w, out);
+		}
 		sleep_ms(20);
 	}
 	ck_assert_int_eq(daemon_stop(&D), 0);
