@@ -131,6 +131,37 @@
  * restarted inside the kernel), so that an M woken by its own completions runs
  * them; not done.
  *
+ * The double wakeup's size, measured (session 12, perf stat on the server
+ * for 3 s under wrk -c64, 70,000-100,000 requests a second at load average
+ * 5-17): 0.03-0.07 futex waits per request ended in -ERESTARTSYS, an M
+ * asleep in stopm woken by its own requests' task work and put back to sleep
+ * (~40% of the server's futex sleeps, ~20% of its context switches); and half
+ * of the poller's epoll_waits (~0.04 per request) returned EINTR, the cheap
+ * case, where the poller is the submitter. An M that woke to user space and
+ * ran its own completions would not spare the poller's wakeup: the CQE posted
+ * on the P's ring wakes the epoll waiter on that ring's fd all the same. So
+ * the most it can save is those ~0.05 wakeups per request (a few percent of
+ * the server's CPU), for an eventfd or epoll set per M that startm's wakeups
+ * would have to go through instead of the note's futex; not built.
+ * What session 12 changed instead, each cutting wakeups or interrupts
+ * without a throughput change that stood out of the noise (interleaved 5 s
+ * runs against the unchanged build; medians swung 70,000-100,000 for both
+ * with Go's twin at 73,000-103,000 in the same slots): a spinning M going to
+ * sleep runs membarrier only when another P is not idle (proc.c's
+ * others_running: 0.05-0.11 membarriers per request -> ~0.02), and a kick
+ * from deep sleep no longer starts 50 rounds of 20 us (sysmon.c: its timed
+ * waits under wrk ~1,200-1,400 a second -> ~250-340).
+ * What bounds the target (1.5x Go) on this machine: wrk -t1 is one thread,
+ * and its CPU per request is higher against gort than against Go's twin
+ * (medians of the same interleaved runs: 6.7-7.6 us against 5.4-5.9 us), so
+ * with a CPU of its own wrk could drive gort at ~130,000-150,000 requests a
+ * second at most, while 1.5x the Go twin's rate in the same slots was
+ * 110,000-155,000; and wrk shares the 2 CPUs with the server (and here with
+ * the other engineers' work). Reaching it needs, besides the server's own
+ * CPU, wrk's cost per request against gort down to Go's: how the server
+ * wakes and when its responses arrive (fewer, larger batches per wrk
+ * epoll_wait), not measured yet.
+ *
  * Kept instead: socket writes go out with one send(MSG_DONTWAIT) and no ring
  * request when the socket takes them whole (io.c): per HTTP request that is
  * one system call instead of an fcntl(F_GETFL) plus a share of an
@@ -378,11 +409,12 @@ void netpoll_entersyscall(void)
 		netpoll_flush(gp->m->p);
 }
 
-uint64_t netpoll_queued(void)
+uint64_t netpoll_queued(struct p *pp)
 {
 	uint64_t n = 0;
 	for (int32_t i = 0; i < np.nrings; i++)
-		n += atomic_load_explicit(&np.rings[i]->nqueued, memory_order_relaxed);
+		if (!pp || np.rings[i] == pp->io)
+			n += atomic_load_explicit(&np.rings[i]->nqueued, memory_order_relaxed);
 	return n;
 }
 

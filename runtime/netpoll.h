@@ -87,9 +87,9 @@ bool netpoll_uring_pollfirst(void);
  * The caller's buffers must stay valid until it returns, which they do: the G is
  * parked until the completion has arrived. From a goroutine only. */
 int32_t netpoll_uring_do(struct ioreq *req, enum waitreason why);
-/* netpoll_queued: requests prepared in any ring and not yet handed to the
- * kernel (tests). */
-uint64_t netpoll_queued(void);
+/* netpoll_queued: requests prepared in pp's ring (any ring: pp NULL) and not
+ * yet handed to the kernel (tests). */
+uint64_t netpoll_queued(struct p *pp);
 /* netpoll_ring_ready: the epoll poller saw ring idx readable: reaps it into ret. */
 void netpoll_ring_ready(uint32_t idx, struct gqueue *ret);
 /* netpoll_ready: gp's io finished: clears gp->iowait (waiting out a pinning

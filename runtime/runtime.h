@@ -286,6 +286,9 @@ struct schedt {
 	struct m *allm;
 	int32_t nmlive;              /* Ms alive (excluding exited) */
 	struct note mexitnote;       /* woken as Ms exit during shutdown */
+	/* spinning Ms' final checks before sleeping, and how many of them ran
+	 * membarrier (another P was not idle): proc.c's others_running */
+	_Atomic uint64_t nfinalchecks, nfinalfences;
 };
 
 extern struct schedt sched;

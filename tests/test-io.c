@@ -1261,6 +1261,69 @@ START_TEST(test_idle_wait_wakes)
 }
 END_TEST
 
+/* ---- a spinning M's final check before it sleeps: the barrier only while
+ * another P runs (proc.c's others_running; an idle server paid it on every
+ * request's wakeup) ---- */
+
+static _Atomic int fence_running, fence_stop;
+static gort_wg fence_wg;
+
+static void fence_spinner(void *arg)
+{
+	(void)arg;
+	atomic_store(&fence_running, 1);
+	while (!atomic_load_explicit(&fence_stop, memory_order_relaxed))
+		procyield(10);
+	gort_wg_done(&fence_wg);
+}
+
+static int fence_main(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	/* alone: whenever this G sleeps, its M spins, finds nothing and sleeps
+	 * with every P idle */
+	uint64_t c0 = atomic_load(&sched.nfinalchecks), f0 = atomic_load(&sched.nfinalfences);
+	for (int i = 0; i < 50; i++)
+		gort_sleep(1000000);
+	uint64_t checks = atomic_load(&sched.nfinalchecks) - c0, fences = atomic_load(&sched.nfinalfences) - f0;
+	ck_assert_uint_gt(checks, 0);
+	if (membarrier_ok())
+		ck_assert_msg(fences < checks, "%llu fences in %llu final checks with every P idle",
+			      (unsigned long long)fences, (unsigned long long)checks);
+	else
+		ck_assert_uint_eq(fences, 0);
+
+	/* a G computing on the other P: every final check fences, as that P's
+	 * owner may have put a G into its runnext with a plain store */
+	atomic_store(&fence_running, 0);
+	atomic_store(&fence_stop, 0);
+	gort_wg_add(&fence_wg, 1);
+	ck_assert_int_gt(gort_go(fence_spinner, NULL), 0);
+	int64_t deadline = gort_now() + 30 * 1000000000LL;
+	while (!atomic_load(&fence_running) && gort_now() < deadline)
+		gort_sleep(1000000);
+	ck_assert(atomic_load(&fence_running));
+	c0 = atomic_load(&sched.nfinalchecks);
+	f0 = atomic_load(&sched.nfinalfences);
+	for (int i = 0; i < 50; i++)
+		gort_sleep(1000000);
+	checks = atomic_load(&sched.nfinalchecks) - c0;
+	fences = atomic_load(&sched.nfinalfences) - f0;
+	atomic_store(&fence_stop, 1);
+	gort_wg_wait(&fence_wg);
+	ck_assert_uint_gt(checks, 0);
+	uint64_t want = membarrier_ok() ? checks : 0;
+	ck_assert_uint_eq(fences, want);
+	return 0;
+}
+
+START_TEST(test_final_check_fences_only_with_a_running_p)
+{
+	run_gort(fence_main, 2, 0);
+}
+END_TEST
+
 /* ---- an M exiting with requests it submitted still in flight ---- */
 
 static struct {
@@ -1413,9 +1476,12 @@ static int insys_main(int argc, char **argv)
 	pthread_t th;
 	ck_assert_int_eq(pthread_create(&th, NULL, insys_writer, NULL), 0);
 	/* this M blocks: what it queued must reach the kernel now (not when
-	 * sysmon hands the P off), and the completion must not wait for it */
+	 * sysmon hands the P off), and the completion must not wait for it.
+	 * With 2 Ps the reader may have run and parked on the other P, whose
+	 * own M submits its request: only our P's ring is ours to check. */
+	struct p *pp = getg()->m->p;
 	gort_syscall_enter();
-	atomic_store(&insys.queued_at_enter, netpoll_queued());
+	atomic_store(&insys.queued_at_enter, netpoll_queued(pp));
 	int64_t deadline = gort_now() + 30 * 1000000000LL;
 	while (!atomic_load(&insys.done) && gort_now() < deadline)
 		usleep(1000);
@@ -1506,6 +1572,7 @@ static Suite *io_suite(void)
 	tcase_add_test(tc, test_cancel_races_completion);
 	tcase_add_test(tc, test_one_p_thousand_blocked_one_computes);
 	tcase_add_test(tc, test_idle_wait_wakes);
+	tcase_add_test(tc, test_final_check_fences_only_with_a_running_p);
 	tcase_add_test(tc, test_submitter_thread_exits);
 	tcase_add_test(tc, test_stale_reap);
 	tcase_add_test(tc, test_submitter_in_syscall);
