@@ -92,6 +92,18 @@ static inline struct g *wait_parked(struct g *_Atomic *slot, enum waitreason rea
 }
 #endif
 
+/* check's assertions in goroutines. Every ck_assert, passing or not, takes a
+ * pthread mutex in check's code (_mark_point: it writes the location to the
+ * runner), and that code is linked into the test executable, which gort counts
+ * as program code and preempts asynchronously. A goroutine preempted holding
+ * that mutex (its thread descheduled mid-call on a loaded machine, sysmon's
+ * signal on its return) waits in a run queue while the goroutines that run on
+ * its P and the other block their threads on the mutex with their Ps held: a
+ * deadlock (test-select's close race hung so, GORT_LOCK_NO_MEMBARRIER=1 at
+ * load ~14, once in ~500 runs). So goroutines that run many at a time on
+ * several Ps record what they see (a counter of wrong results, the first bad
+ * value) and one goroutine or the test's thread asserts on it. */
+
 /* Asserts that an internal call returned no negative errno, naming it. */
 #define assert_ok(expr)                                                                      \
 	do {                                                                                 \
