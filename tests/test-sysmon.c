@@ -324,7 +324,10 @@ int main(void)
 {
 	Suite *s = suite_create("sysmon");
 	TCase *tc = tcase_create("sysmon");
-	tcase_set_timeout(tc, 120);
+	/* TSan makes every goroutine a fiber whose switches cost in proportion to
+	 * the fibers alive: test_scavenges_pooled_stacks' 5000 (the pool's
+	 * watermark is 4096) took over 120 s at load ~14 */
+	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, test_idle_backoff_deep_sleep_and_kick);
 	tcase_add_test(tc, test_kick_backs_off_at_once);
 	tcase_add_test(tc, test_busy_backoff);
