@@ -21,12 +21,14 @@
  *      system call, which cannot block. io_uring would wait for readiness on such
  *      fds instead of failing with EAGAIN (and connect would not return
  *      EINPROGRESS), so one fcntl(F_GETFL) per call keeps POSIX semantics.
- *   3. io_uring (netpoll.c): one request, the goroutine parks until it completes.
- *      A read or recv on an fd seen as a connected socket (sockhint) asks the
- *      kernel to wait for readiness before its first try (recv_pollfirst): the
- *      read goes as the recv(2) without flags it is on a socket, and again as
- *      a read if the fd turns out to be no socket (ENOTSOCK).
- *      write and send (without MSG_DONTWAIT) resubmit the rest after a short
+ *   3. A read or recv on an fd seen as a connected socket (sockhint), with
+ *      io_uring on too: the socket fallback of 4. (recv with MSG_DONTWAIT, at
+ *      EAGAIN park on epoll readiness), which under an HTTP load costs both
+ *      the server and its peer less than a ring recv (the netpoll essay);
+ *      again as a plain read or recv if the fd turns out to be no socket
+ *      (ENOTSOCK: the hint was stale).
+ *      Everything else on io_uring (netpoll.c): one request, the goroutine
+ *      parks until it completes. write and send (without MSG_DONTWAIT) resubmit the rest after a short
  *      count, as a blocking write(2) on a socket or pipe only returns when all
  *      is written (or an error comes after some was: then the count).
  *   4. The fallback, when the ring is off or the kernel lacks the op:
@@ -60,13 +62,12 @@
  *   - Closing an fd does not wake io_uring requests in flight on it (Linux's own
  *     semantics for threads blocked in read); readiness waiters of the fallback
  *     are woken and see EBADF.
- *   - The one place where waiting for readiness first differs from read(2): a
- *     listening socket, whose read fails at once with ENOTCONN but which polls
- *     readable only when a connection comes. gort_accept and gort_close clear
- *     an fd's socket hint, and only connected sockets set it; but an fd closed
- *     with close(2) behind the runtime's back, reused for a listening socket
- *     and read with gort_read before any gort_accept on it, waits for the first
- *     connection before it fails with ENOTCONN.
+ *   - A listening socket's read fails at once with ENOTCONN, although it polls
+ *     readable when a connection comes: the socket path of 3. tries the recv
+ *     before it waits, so even a stale hint (an fd closed with close(2) behind
+ *     the runtime's back and reused for a listening socket) gets ENOTCONN at
+ *     once. (The ring's IORING_RECVSEND_POLL_FIRST, used here before, waited
+ *     for the first connection in that case.)
  */
 
 #include <fcntl.h>
@@ -180,16 +181,14 @@ static inline void sockhint_now(int fd, ssize_t sent)
 		sockhint_put(fd, false);
 }
 
-/* Whether a recv on the ring may wait for readiness before its first try
- * (IORING_RECVSEND_POLL_FIRST), which saves the kernel a try that mostly finds
- * nothing, but changes what the call does where poll(2) and recv(2) disagree:
- * only on an fd seen as a connected socket (never a listening one, whose
- * recv fails at once but which polls readable only for a connection), and
- * only for flags whose data makes the socket poll readable (not MSG_OOB,
- * MSG_ERRQUEUE, or MSG_DONTWAIT, which must not wait at all). */
-static inline bool recv_pollfirst(int fd, int flags)
+/* Whether a read or recv on fd goes by the readiness path although the ring is
+ * there (the netpoll essay says why): on an fd seen as a connected socket, for
+ * flags whose data makes the socket poll readable: not MSG_OOB or
+ * MSG_ERRQUEUE (and MSG_DONTWAIT, which must not wait, goes to the ring). A
+ * listening socket is never hinted: its recv fails at once (ENOTCONN). */
+static inline bool recv_readiness(int fd, int flags)
 {
-	return (flags & ~(MSG_PEEK | MSG_WAITALL)) == 0 && sockhint_get(fd) && netpoll_uring_pollfirst();
+	return (flags & ~(MSG_PEEK | MSG_WAITALL)) == 0 && sockhint_get(fd);
 }
 
 /* ---- io_uring ---- */
@@ -398,12 +397,11 @@ GORT_EXPORT ssize_t gort_read(int fd, void *buf, size_t n)
 	if (nb)
 		return read(fd, buf, n);
 	if (netpoll_uring_has(IOOP_READ)) {
-		if (n > 0 && recv_pollfirst(fd, 0) && netpoll_uring_has(IOOP_RECV)) {
-			/* read(2) on a socket is recv(2) without flags: a recv that
-			 * waits for readiness before it tries (a read here has
-			 * mostly nothing to take yet) */
-			struct ioreq req = { .op = IOOP_RECV, .fd = fd, .buf = buf, .len = rwlen(n), .pollfirst = true };
-			int32_t r = netpoll_uring_do(&req, WAIT_IO_READ);
+		if (n > 0 && recv_readiness(fd, 0)) {
+			/* a connected socket: recv(2) at once, and at EAGAIN wait for
+			 * readiness in the epoll set (the netpoll essay says why not
+			 * on the ring) */
+			ssize_t r = fb_recv(fd, buf, n, 0);
 			if (r != -ENOTSOCK)
 				return posix(r);
 			sockhint_put(fd, false);
@@ -488,10 +486,13 @@ GORT_EXPORT ssize_t gort_recv(int fd, void *buf, size_t n, int flags)
 	if (nb)
 		return recv(fd, buf, n, flags);
 	if (netpoll_uring_has(IOOP_RECV)) {
-		struct ioreq req = {
-			.op = IOOP_RECV, .fd = fd, .buf = buf, .len = rwlen(n), .flags = flags,
-			.pollfirst = recv_pollfirst(fd, flags),
-		};
+		if (recv_readiness(fd, flags)) {
+			ssize_t r = fb_recv(fd, buf, n, flags);
+			if (r == -ENOTSOCK)
+				sockhint_put(fd, false);
+			return posix(r);
+		}
+		struct ioreq req = { .op = IOOP_RECV, .fd = fd, .buf = buf, .len = rwlen(n), .flags = flags };
 		int32_t r = netpoll_uring_do(&req, WAIT_IO_READ);
 		if (r >= 0)
 			sockhint_put(fd, true);

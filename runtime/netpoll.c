@@ -103,14 +103,13 @@
  * Half the server's CPU is send(2) itself, most of it loopback delivery into
  * wrk's socket; then sleeping and waking (~15%), io_uring (~15%), the fcntl
  * (~3.5%); the runtime's own code a few percent. Measured and kept:
- *   - Reads on sockets wait for readiness before their first try
- *     (IORING_RECVSEND_POLL_FIRST, io.c's recv_pollfirst): 99% of the reads a
- *     server submits find nothing yet, and the inline try io_uring makes at
- *     submission (a tcp_recvmsg that fails with EAGAIN) was pure cost:
- *     io_uring_enter's share of the server's CPU went from 7.7% to 5.2% (one
- *     perf record each; throughput differences stayed inside the noise). A
- *     read(2) goes to the ring as the recv(2) without flags it is on a
- *     socket, for fds io.c has seen as connected sockets.
+ *   - Reads on sockets waited for readiness before their first try
+ *     (IORING_RECVSEND_POLL_FIRST): 99% of the reads a server submits find
+ *     nothing yet, and the inline try io_uring makes at submission (a
+ *     tcp_recvmsg that fails with EAGAIN) was pure cost: io_uring_enter's
+ *     share of the server's CPU went from 7.7% to 5.2% (one perf record
+ *     each; throughput differences stayed inside the noise). Replaced in
+ *     session 12 by the readiness path (below).
  *   - The fcntl(F_GETFL) per read stays. On 6.18 io_uring still waits on
  *     O_NONBLOCK sockets and pipes (READ and RECV, checked), so only the flag
  *     tells EAGAIN from a wait, and no call returns the flag without a system
@@ -151,6 +150,27 @@
  * others_running: 0.05-0.11 membarriers per request -> ~0.02), and a kick
  * from deep sleep no longer starts 50 rounds of 20 us (sysmon.c: its timed
  * waits under wrk ~1,200-1,400 a second -> ~250-340).
+ * Reads on connected sockets left the ring (session 12): io.c sends them by
+ * the readiness path (recv with MSG_DONTWAIT, at EAGAIN a park on this epoll
+ * set with EPOLLONESHOT, then the recv again) even with io_uring on. More
+ * system calls per read (fcntl, recv, epoll_ctl, recv, against fcntl and a
+ * share of io_uring_enter), yet cheaper for both sides: a recv armed on the
+ * ring is completed by task work queued on its submitter from the peer's
+ * send (io_poll_wake, task_work_add and a wakeup or an interrupt of the
+ * submitting M, all on the sender's CPU time), where epoll's callback only
+ * adds the fd to the ready list and wakes an epoll waiter if one sleeps.
+ * Measured with perf record on wrk: sock_def_readable (the wakeup on its
+ * send) 8.9% of wrk's samples against the ring, 4.6% against Go's twin.
+ * Interleaved A/B (wrk -c64, 4 s runs, load average ~13, ring recv build
+ * against this one): 9 pairs, server CPU 8.43 -> 6.35 us per request
+ * (lower in 9 of 9), wrk's 6.82 -> 6.06 us, requests per second 89,500 ->
+ * 98,700 (higher in 6 of 9); earlier batches against the ring build and
+ * Go's twin, medians of 5 and 6 runs: 90,700 / 102,200 / Go 89,200 and
+ * 90,900 / 87,400 / Go 88,300 (server CPU 7.75 -> 5.86 and 7.82 -> 6.79 us
+ * per request, Go's 6.69 and 6.88); GORT_NO_URING=1, the same path for
+ * the reads, had measured 120,000 against the ring's 99,100 and Go's 96,000.
+ * Writes were already plain sends (below); files, pipes and everything else
+ * stay on the ring.
  * What bounds the target (1.5x Go) on this machine: wrk -t1 is one thread,
  * and its CPU per request is higher against gort than against Go's twin
  * (medians of the same interleaved runs: 6.7-7.6 us against 5.4-5.9 us), so

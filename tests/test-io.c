@@ -1261,6 +1261,63 @@ START_TEST(test_idle_wait_wakes)
 }
 END_TEST
 
+/* ---- reads on connected sockets wait for readiness, not on the ring ---- */
+
+static struct {
+	int fd;
+	char buf[8];
+	_Atomic ssize_t got;
+} sockread;
+
+static void sockread_reader(void *arg)
+{
+	(void)arg;
+	atomic_store(&sockread.got, gort_read(sockread.fd, sockread.buf, sizeof sockread.buf));
+}
+
+static int sockread_main(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	uint16_t port;
+	int lfd = listen_loopback(&port);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_eq(gort_connect(c, (struct sockaddr *)&a, sizeof a), 0);
+	int s = gort_accept(lfd, NULL, NULL);
+	ck_assert_int_ge(s, 0);
+	sockread.fd = s;
+	atomic_store(&sockread.got, -2);
+	struct netpoll_stats st0 = stats();
+	ck_assert_int_gt(gort_go(sockread_reader, NULL), 0);
+	/* the reader parks (nothing to read yet), then the data wakes it */
+	int64_t deadline = gort_now() + 30 * 1000000000LL;
+	while (stats().fdwaits == st0.fdwaits && gort_now() < deadline)
+		gort_sleep(1000000);
+	ck_assert_uint_eq(stats().fdwaits, st0.fdwaits + 1);
+	ck_assert_int_eq(gort_write(c, "hello", 5), 5);
+	while (atomic_load(&sockread.got) == -2 && gort_now() < deadline)
+		gort_sleep(1000000);
+	ck_assert_int_eq(atomic_load(&sockread.got), 5);
+	ck_assert_int_eq(memcmp(sockread.buf, "hello", 5), 0);
+	/* no ring request for it (nor for the write, which went out at once) */
+	struct netpoll_stats st1 = stats();
+	ck_assert_uint_eq(st1.submitted, st0.submitted);
+	ck_assert_int_eq(st1.inflight, 0);
+	/* the peer's close: EOF, at once */
+	ck_assert_int_eq(gort_close(c), 0);
+	ck_assert_int_eq(gort_read(s, sockread.buf, sizeof sockread.buf), 0);
+	ck_assert_int_eq(gort_close(s), 0);
+	ck_assert_int_eq(gort_close(lfd), 0);
+	return 0;
+}
+
+START_TEST(test_socket_reads_wait_for_readiness)
+{
+	run_gort(sockread_main, 2, 0);
+}
+END_TEST
+
 /* ---- a spinning M's final check before it sleeps: the barrier only while
  * another P runs (proc.c's others_running; an idle server paid it on every
  * request's wakeup) ---- */
@@ -1573,6 +1630,7 @@ static Suite *io_suite(void)
 	tcase_add_test(tc, test_one_p_thousand_blocked_one_computes);
 	tcase_add_test(tc, test_idle_wait_wakes);
 	tcase_add_test(tc, test_final_check_fences_only_with_a_running_p);
+	tcase_add_test(tc, test_socket_reads_wait_for_readiness);
 	tcase_add_test(tc, test_submitter_thread_exits);
 	tcase_add_test(tc, test_stale_reap);
 	tcase_add_test(tc, test_submitter_in_syscall);
