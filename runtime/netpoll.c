@@ -109,7 +109,8 @@
  *     tcp_recvmsg that fails with EAGAIN) was pure cost: io_uring_enter's
  *     share of the server's CPU went from 7.7% to 5.2% (one perf record
  *     each; throughput differences stayed inside the noise). Replaced in
- *     session 12 by the readiness path (below).
+ *     session 12 by the readiness path (below), and with it the probe for
+ *     the flag (a throwaway ring at every start).
  *   - The fcntl(F_GETFL) per read stays. On 6.18 io_uring still waits on
  *     O_NONBLOCK sockets and pipes (READ and RECV, checked), so only the flag
  *     tells EAGAIN from a wait, and no call returns the flag without a system
@@ -264,7 +265,6 @@ static struct {
 	int32_t nrings;
 	bool has[IOOP_COUNT];        /* the ring serves this op */
 	bool has_linktimeout;
-	bool has_pollfirst;          /* IORING_RECVSEND_POLL_FIRST (5.19, as COOP_TASKRUN) */
 	uint32_t fallback_ops;
 	_Atomic bool closing;        /* netpoll_fini: cancellations are final */
 	_Atomic uint64_t epollwaits; /* epoll_wait calls (staleness of the fallback) */
@@ -478,8 +478,6 @@ static void prep(struct io_uring_sqe *sqe, struct ioreq *req)
 		break;
 	case IOOP_RECV:
 		io_uring_prep_recv(sqe, req->fd, req->buf, req->len, req->flags);
-		if (req->pollfirst)
-			sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
 		break;
 	case IOOP_SEND:
 		io_uring_prep_send(sqe, req->fd, req->buf, req->len, req->flags);
@@ -556,11 +554,6 @@ static bool uring_park(struct g *gp, void *arg)
 bool netpoll_uring_has(enum ioop op)
 {
 	return np.mode == NETPOLL_URING && np.has[op];
-}
-
-bool netpoll_uring_pollfirst(void)
-{
-	return np.has_pollfirst;
 }
 
 /* Under valgrind: the kernel wrote these bytes asynchronously, where memcheck
@@ -811,19 +804,6 @@ static int ring_setup(struct pio *io)
 	return 0;
 }
 
-/* IORING_RECVSEND_POLL_FIRST came with 5.19, as IORING_SETUP_COOP_TASKRUN did;
- * an older kernel fails the recv with EINVAL, and no flag of the probe says
- * it, so a throwaway ring asks for COOP_TASKRUN. */
-static bool kernel_has_pollfirst(void)
-{
-	struct io_uring ring;
-	struct io_uring_params p = { .flags = IORING_SETUP_COOP_TASKRUN };
-	if (io_uring_queue_init_params(1, &ring, &p) < 0)
-		return false;
-	io_uring_queue_exit(&ring);
-	return true;
-}
-
 static void rings_teardown(void)
 {
 	for (int32_t i = 0; i < np.nrings; i++) {
@@ -844,7 +824,6 @@ static int rings_init(void)
 			return r;
 		}
 	}
-	np.has_pollfirst = kernel_has_pollfirst();
 	struct io_uring_probe *probe = io_uring_get_probe_ring(&np.rings[0]->ring);
 	if (!probe) {
 		rings_teardown(); /* before 5.6: too old for the ops we need */

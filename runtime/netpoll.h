@@ -58,8 +58,6 @@ struct ioreq {
 	 * completion) but only this pair tells the compiler and ThreadSanitizer */
 	_Atomic uint32_t published;
 	bool resubmitted;      /* submitted again after a cancellation nobody asked for */
-	bool pollfirst;        /* recv: wait for readiness before the first try
-				  (IORING_RECVSEND_POLL_FIRST; netpoll_uring_pollfirst) */
 	struct pio *ring;      /* the ring it went to */
 };
 
@@ -79,8 +77,6 @@ struct fdwait {
 /* netpoll_uring_has: whether op goes through io_uring (ring mode, and the kernel's
  * probe lists it). Cheap; can't fail. */
 bool netpoll_uring_has(enum ioop op);
-/* netpoll_uring_pollfirst: whether the kernel takes ioreq.pollfirst (5.19). */
-bool netpoll_uring_pollfirst(void);
 /* netpoll_uring_do: submits req on the calling goroutine's P's ring and parks until
  * its completion. Returns the completion's result (negative errno on failure,
  * -ECANCELED if io_cancel_g stopped it, -EAGAIN if the ring could not take it).
