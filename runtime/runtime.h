@@ -371,7 +371,6 @@ int64_t allg_count(void);
 void wakep(void);
 /* wakenetpoller: a timer at `when` may need an M watching it */
 void wakenetpoller(int64_t when);
-void acquirem_locks(void);
 static inline struct m *acquirem(void) { struct m *mp = getg()->m; mp->locks++; return mp; }
 static inline void releasem(struct m *mp) { mp->locks--; }
 

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "client/gortclient.h"
+#define GORT_TEST_NO_RUNTIME /* the goroutines run in gortd */
 #include "testlib.h"
 
 #define GORTD        BUILD_DIR "/bin/gortd"

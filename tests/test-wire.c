@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 
 #include "proto/wire.h"
+#define GORT_TEST_NO_RUNTIME /* links no runtime: the wire format only */
 #include "testlib.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))

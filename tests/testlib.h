@@ -15,6 +15,13 @@
 
 #include <gort.h>
 
+/* Suites that run goroutines in their own process link the runtime's objects;
+ * the others (the wire format, the daemon's, whose goroutines run in gortd)
+ * define GORT_TEST_NO_RUNTIME first. */
+#ifndef GORT_TEST_NO_RUNTIME
+#include "runtime.h" /* getg, for the assertions below */
+#endif
+
 #define SEC 1000000000LL
 #define MS 1000000LL
 #define US 1000LL
@@ -100,9 +107,33 @@ static inline struct g *wait_parked(struct g *_Atomic *slot, enum waitreason rea
  * signal on its return) waits in a run queue while the goroutines that run on
  * its P and the other block their threads on the mutex with their Ps held: a
  * deadlock (test-select's close race hung so, GORT_LOCK_NO_MEMBARRIER=1 at
- * load ~14, once in ~500 runs). So goroutines that run many at a time on
- * several Ps record what they see (a counter of wrong results, the first bad
- * value) and one goroutine or the test's thread asserts on it. */
+ * load ~14, once in ~500 runs). So every assertion's call into check counts as
+ * a runtime lock held by its M (m->locks, which the preemption signal's
+ * handler respects), below; and goroutines that run many at a time on several
+ * Ps still record what they see (a counter of wrong results, the first bad
+ * value) for one goroutine or the test's thread to assert on, which keeps the
+ * runner's mutex out of their way. */
+#ifndef GORT_TEST_NO_RUNTIME
+static inline struct m *test_nopreempt(void)
+{
+	struct g *gp = getg();
+	struct m *mp = gp ? gp->m : NULL;
+	if (mp)
+		mp->locks++;
+	return mp;
+}
+
+static inline void test_mark_point(const char *file, int line)
+{
+	struct m *mp = test_nopreempt();
+	(_mark_point)(file, line);
+	if (mp)
+		mp->locks--;
+}
+#define _mark_point(file, line) test_mark_point(file, line)
+/* (it does not return: the lock goes with the goroutine, or the process) */
+#define _ck_assert_failed(file, line, ...) ((void)test_nopreempt(), (_ck_assert_failed)(file, line, __VA_ARGS__))
+#endif
 
 /* Asserts that an internal call returned no negative errno, naming it. */
 #define assert_ok(expr)                                                                      \
