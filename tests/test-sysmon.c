@@ -58,14 +58,11 @@ static void *delay_sampler(void *arg)
 /* How long an unkicked deep sleep lasts (sysmon.c's SYSMON_DEEP_SLEEP). */
 #define DEEP_SLEEP_NS SEC
 
-static int idle_main(int argc, char **argv)
+/* Sleeps 50 ms at a time until sysmon has slept deeply at least once (20 s at
+ * most: each of our wakeups kicks it back to short rounds, and on a loaded
+ * machine it may take several sleeps to get there); its stats then. */
+static struct sysmon_stats wait_deep_sleep(void)
 {
-	(void)argc;
-	(void)argv;
-	register_test_code();
-	/* nothing runs for a while: the delay grows to 10 ms, then sysmon sleeps
-	 * until kicked (each of our wakeups kicks it back to short rounds: on a
-	 * loaded machine it may take several sleeps to get there) */
 	struct sysmon_stats st = stats();
 	int64_t deadline = gort_now() + 20 * SEC;
 	while (st.deep_sleeps == 0 && gort_now() < deadline) {
@@ -73,6 +70,17 @@ static int idle_main(int argc, char **argv)
 		st = stats();
 	}
 	ck_assert_uint_gt(st.deep_sleeps, 0);
+	return st;
+}
+
+static int idle_main(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	register_test_code();
+	/* nothing runs for a while: the delay grows to 10 ms, then sysmon sleeps
+	 * until kicked */
+	struct sysmon_stats st = wait_deep_sleep();
 	ck_assert_uint_gt(st.idle_rounds, 50);
 
 	/* Idle, the rounds are few (nothing like 20 us polling), and our own
@@ -85,7 +93,7 @@ static int idle_main(int argc, char **argv)
 	ck_assert_int_eq(pthread_create(&th, NULL, delay_sampler, NULL), 0);
 	bool kicked = false;
 	int windows = 0;
-	deadline = gort_now() + 20 * SEC;
+	int64_t deadline = gort_now() + 20 * SEC;
 	while (!(kicked && atomic_load(&maxdelay) >= 10 * 1000 * 1000) && gort_now() < deadline) {
 		struct sysmon_stats a = stats();
 		int64_t t0 = gort_now();
@@ -152,17 +160,11 @@ static int kick_main(int argc, char **argv)
 {
 	(void)argc;
 	(void)argv;
-	struct sysmon_stats st = stats();
-	int64_t deadline = gort_now() + 20 * SEC;
-	while (st.deep_sleeps == 0 && gort_now() < deadline) {
-		gort_sleep(50 * 1000 * 1000);
-		st = stats();
-	}
-	ck_assert_uint_gt(st.deep_sleeps, 0);
+	(void)wait_deep_sleep();
 	/* each of our wakeups from a 50 ms sleep finds sysmon asleep deeply
 	 * (it backs off to 10 ms and sleeps in ~20 ms) and kicks it */
 	struct sysmon_stats a = stats(), b = a;
-	deadline = gort_now() + 20 * SEC;
+	int64_t deadline = gort_now() + 20 * SEC;
 	while (b.kicks - a.kicks < 10 && gort_now() < deadline) {
 		gort_sleep(50 * 1000 * 1000);
 		b = stats();
