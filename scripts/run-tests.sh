@@ -16,7 +16,11 @@ for t in "$@"; do
 		# stack, and that thread (its g_tls still the goroutine) runs the
 		# rest of the suite while main is still blocked in gort_run -- the
 		# "stack overflow" aborts of test-preempt and test-syscall.
-		CK_DEFAULT_TIMEOUT=600 GORT_VALGRIND=1 valgrind --quiet --error-exitcode=99 \
+		# --fair-sched=yes: valgrind runs one thread at a time, and its
+		# default lock lets a spinning goroutine's thread take it back
+		# again and again, starving sysmon and the killer (test-task's
+		# shutdown of a spinning task hung 3 runs in 3 without it).
+		CK_DEFAULT_TIMEOUT=600 GORT_VALGRIND=1 valgrind --fair-sched=yes --quiet --error-exitcode=99 \
 			--leak-check=full --errors-for-leak-kinds=definite --track-origins=no \
 			--suppressions=tests/valgrind.supp "$t" >"$log" 2>&1
 	else
