@@ -711,13 +711,15 @@ static bool thief_wanted(struct p *victim)
 	    atomic_load_explicit(&sched.stopping, memory_order_relaxed) || netpoll_pending() ||
 	    (atomic_load_explicit(&sched.lastpoll, memory_order_relaxed) != 0 && netpoll_waiters()))
 		return true;
-	int64_t now = nanotime();
+	int64_t now = 0; /* read once, and only if some P has a timer */
 	for (int32_t i = 0; i < gomaxprocs; i++) {
 		struct p *p2 = allp[i];
 		if (p2 == victim)
 			continue;
 		int64_t when = atomic_load_explicit(&p2->timer0when, memory_order_relaxed);
-		if ((when != 0 && when <= now) || (p2 != self && !runqempty(p2)))
+		if (when != 0 && when <= (now ? now : (now = nanotime())))
+			return true;
+		if (p2 != self && !runqempty(p2))
 			return true;
 	}
 	return false;
