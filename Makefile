@@ -52,6 +52,9 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 
 BENCH_SRCS := $(wildcard bench/*.c)
 BENCHES    := $(BENCH_SRCS:bench/%.c=$(BUILD)/bin/bench-%)
+# reference programs without gort (bench/ref/README.md), run by scripts/bench.sh
+REF_SRCS   := $(wildcard bench/ref/*.c)
+REFS       := $(REF_SRCS:bench/ref/%.c=$(BUILD)/bin/ref-%)
 
 EXAMPLE_SRCS := $(wildcard examples/*.c)
 EXAMPLES     := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
@@ -136,6 +139,10 @@ $(BUILD)/examples/%: examples/%.c $(LIB_A)
 $(BUILD)/bin/bench-%: bench/%.c $(LIB_A)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(DEPFLAGS) -o $@ $< $(LIB_A) $(LDFLAGS_SAN) $(LDLIBS_RT)
+
+$(BUILD)/bin/ref-%: bench/ref/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(DEPFLAGS) -o $@ $< $(LDFLAGS_SAN)
 
 # Test suites link the runtime's objects directly: they may test internals.
 $(BUILD)/tests/%: tests/%.c tests/testlib.h $(RUNTIME_OBJS)
@@ -248,7 +255,7 @@ check-aarch64:
 run: all
 	@scripts/run.sh $(BUILD)
 
-bench: all $(BENCHES) $(BENCH_DAEMON)
+bench: all $(BENCHES) $(REFS) $(BENCH_DAEMON)
 	@scripts/bench.sh $(BUILD)/bin
 
 asan:

@@ -13,6 +13,10 @@
 #                        preempt: 60, as without asynchronous preemption it never ends)
 #   BENCH_HTTP_DURATION  wrk duration in seconds for httpd (default 5)
 #   BENCH_PORT           first port tried for httpd (default 18080)
+#
+# httpd runs gort, its Go twin and bench/ref/httpd-epoll (plain C, for what wrk
+# can drive on this machine) in turn, one run each per round, and adds a row for
+# the reference.
 #   GORT_NO_URING=1      inherited by the gort binaries (their io falls back from io_uring)
 set -uo pipefail
 
@@ -121,59 +125,78 @@ run_binary() {
 # port_free P: true when nothing accepts on 127.0.0.1:P
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# run_httpd OUT NAME SERVER: starts SERVER PORT, drives it with wrk, $runs times
+# httpd_once OUT NAME SERVER RUN: starts SERVER PORT, drives it with wrk once,
+# appends its requests/s to OUT; on failure sets fail_reason and returns 1.
+httpd_once() {
+	local out=$1 name=$2 server=$3 i=$4 port ok rps
+	port=$next_port
+	while ! port_free "$port"; do port=$((port + 1)); done
+	next_port=$((port + 1))
+
+	"$server" "$port" >"$tmp/server.log" 2>&1 &
+	server_pid=$!
+	ok=false
+	for _ in $(seq 100); do
+		kill -0 "$server_pid" 2>/dev/null || break
+		if ! port_free "$port"; then ok=true; break; fi
+		sleep 0.05
+	done
+	if ! $ok; then
+		fail_reason="$name did not accept on 127.0.0.1:$port (run $i/$runs)"
+		[ -s "$tmp/server.log" ] && fail_reason+=": $(tail -n 1 "$tmp/server.log")"
+		kill "$server_pid" 2>/dev/null
+		wait "$server_pid" 2>/dev/null
+		server_pid=
+		return 1
+	fi
+
+	wrk -t1 -c64 -d1s "http://127.0.0.1:$port/" >/dev/null 2>&1 # warm-up
+	wrk -t1 -c64 -d"${http_duration}s" "http://127.0.0.1:$port/" >"$tmp/wrk.out" 2>&1
+	if ! kill -0 "$server_pid" 2>/dev/null; then
+		wait "$server_pid" 2>/dev/null
+		fail_reason="$name died under load (run $i/$runs)"
+		[ -s "$tmp/server.log" ] && fail_reason+=": $(tail -n 1 "$tmp/server.log")"
+		server_pid=
+		return 1
+	fi
+	kill "$server_pid" 2>/dev/null
+	wait "$server_pid" 2>/dev/null
+	server_pid=
+
+	rps=$(awk '/^Requests\/sec:/ { print $2 }' "$tmp/wrk.out")
+	if [ -z "$rps" ]; then
+		fail_reason="wrk gave no Requests/sec for $name (run $i/$runs)"
+		return 1
+	fi
+	if grep -q -e '^ *Socket errors' -e '^ *Non-2xx' "$tmp/wrk.out"; then
+		log "$name run $i/$runs: wrk reported: $(grep -e 'Socket errors' -e 'Non-2xx' "$tmp/wrk.out" | tr -s ' ' | tr '\n' ';')"
+	fi
+	echo "httpd_requests_per_sec $rps req/s" >>"$out"
+	log "$name run $i/$runs: httpd_requests_per_sec=${rps}req/s"
+}
+
+# run_httpd OUT NAME SERVER [OUT NAME SERVER...]: $runs rounds, each server once
+# a round, in turn: the machine's speed drifts over minutes, and alternating
+# keeps that drift out of the ratios. A server that fails drops out of the later
+# rounds; httpd_failed[k] is the reason for the k-th (0: the first). Returns 1
+# if the first failed.
+httpd_failed=()
 run_httpd() {
-	local out=$1 name=$2 server=$3 i port ok rps
+	local i k n=$(($# / 3)) args=("$@")
+	httpd_failed=()
 	if ! command -v wrk >/dev/null 2>&1; then
 		fail_reason="wrk not installed"
 		return 1
 	fi
 	for ((i = 1; i <= runs; i++)); do
-		port=$next_port
-		while ! port_free "$port"; do port=$((port + 1)); done
-		next_port=$((port + 1))
-
-		"$server" "$port" >"$tmp/server.log" 2>&1 &
-		server_pid=$!
-		ok=false
-		for _ in $(seq 100); do
-			kill -0 "$server_pid" 2>/dev/null || break
-			if ! port_free "$port"; then ok=true; break; fi
-			sleep 0.05
+		for ((k = 0; k < n; k++)); do
+			[ -n "${httpd_failed[k]:-}" ] && continue
+			httpd_once "${args[3 * k]}" "${args[3 * k + 1]}" "${args[3 * k + 2]}" "$i" ||
+				httpd_failed[k]=$fail_reason
 		done
-		if ! $ok; then
-			fail_reason="$name did not accept on 127.0.0.1:$port (run $i/$runs)"
-			[ -s "$tmp/server.log" ] && fail_reason+=": $(tail -n 1 "$tmp/server.log")"
-			kill "$server_pid" 2>/dev/null
-			wait "$server_pid" 2>/dev/null
-			server_pid=
-			return 1
-		fi
-
-		wrk -t1 -c64 -d1s "http://127.0.0.1:$port/" >/dev/null 2>&1 # warm-up
-		wrk -t1 -c64 -d"${http_duration}s" "http://127.0.0.1:$port/" >"$tmp/wrk.out" 2>&1
-		if ! kill -0 "$server_pid" 2>/dev/null; then
-			wait "$server_pid" 2>/dev/null
-			fail_reason="$name died under load (run $i/$runs)"
-			[ -s "$tmp/server.log" ] && fail_reason+=": $(tail -n 1 "$tmp/server.log")"
-			server_pid=
-			return 1
-		fi
-		kill "$server_pid" 2>/dev/null
-		wait "$server_pid" 2>/dev/null
-		server_pid=
-
-		rps=$(awk '/^Requests\/sec:/ { print $2 }' "$tmp/wrk.out")
-		if [ -z "$rps" ]; then
-			fail_reason="wrk gave no Requests/sec for $name (run $i/$runs)"
-			return 1
-		fi
-		if grep -q -e '^ *Socket errors' -e '^ *Non-2xx' "$tmp/wrk.out"; then
-			log "$name run $i/$runs: wrk reported: $(grep -e 'Socket errors' -e 'Non-2xx' "$tmp/wrk.out" | tr -s ' ' | tr '\n' ';')"
-		fi
-		echo "httpd_requests_per_sec $rps req/s" >>"$out"
-		log "$name run $i/$runs: httpd_requests_per_sec=${rps}req/s"
 	done
+	fail_reason=${httpd_failed[0]:-}
+	[ -z "$fail_reason" ]
 }
 
 # fileread's input: 256 MiB, created once, read once with cat so it is page-cached
@@ -236,24 +259,46 @@ for w in "${workloads[@]}"; do
 		continue
 	fi
 
-	log "$w: gort"
-	if ! run_impl "$gort_out" "bench-$w" "$gort_bin" "$w"; then
-		log "$w: $fail_reason"
-		rows+=("$w	skipped: $fail_reason")
-		continue
-	fi
-
 	go_status=ok
 	if [ ! -f "$root/bench/go/$w.go" ]; then
 		go_status="no Go twin"
 	elif ! build_go "$w"; then
 		go_status="no go"
 		$have_go && go_status="build failed"
-	else
-		log "$w: go"
-		if ! run_impl "$go_out" "go-bench-$w" "$bin/go-bench-$w" "$w"; then
+	fi
+
+	ref_out="$tmp/$w.ref"
+	: >"$ref_out"
+	if [ "$w" = httpd ]; then
+		# gort, its Go twin and the reference (bench/ref) take turns
+		servers=("$gort_out" "bench-$w" "$gort_bin")
+		[ "$go_status" = ok ] && servers+=("$go_out" "go-bench-$w" "$bin/go-bench-$w")
+		ref_k=$((${#servers[@]} / 3))
+		[ -x "$bin/ref-httpd-epoll" ] && servers+=("$ref_out" ref-httpd-epoll "$bin/ref-httpd-epoll")
+		log "$w: gort, go and the reference, in turn"
+		if ! run_httpd "${servers[@]}"; then
 			log "$w: $fail_reason"
+			rows+=("$w	skipped: $fail_reason")
+			continue
+		fi
+		if [ "$go_status" = ok ] && [ -n "${httpd_failed[1]:-}" ]; then
+			log "$w: ${httpd_failed[1]}"
 			go_status="failed"
+		fi
+		[ -n "${httpd_failed[ref_k]:-}" ] && log "$w: ${httpd_failed[ref_k]}" && : >"$ref_out"
+	else
+		log "$w: gort"
+		if ! run_impl "$gort_out" "bench-$w" "$gort_bin" "$w"; then
+			log "$w: $fail_reason"
+			rows+=("$w	skipped: $fail_reason")
+			continue
+		fi
+		if [ "$go_status" = ok ]; then
+			log "$w: go"
+			if ! run_impl "$go_out" "go-bench-$w" "$bin/go-bench-$w" "$w"; then
+				log "$w: $fail_reason"
+				go_status="failed"
+			fi
 		fi
 	fi
 
@@ -271,6 +316,13 @@ for w in "${workloads[@]}"; do
 			[ "$go_status" = ok ] && go_col="(no such metric)"
 		fi
 		rows+=("$w	$metric	$gort_v $unit	$go_col	$cmp")
+		ref_v=$(awk -v m="$metric" '$1 == m { print $2 }' "$ref_out" | median)
+		if [ -n "$ref_v" ]; then
+			# the least work per request a server can do (bench/ref/README.md)
+			cmp="-	-"
+			[ -n "$go_v" ] && cmp=$(compare "$ref_v" "$go_v" "$unit" | sed 's/gort/ref/')
+			rows+=("$w	(ref: C, epoll, 1 thread)	$ref_v $unit	$go_col	$cmp")
+		fi
 	done < <(awk '!seen[$1]++ { print $1 }' "$gort_out")
 done
 
