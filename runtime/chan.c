@@ -48,8 +48,9 @@
  * them. All slots in use (a select over many channels): the mutex. A channel
  * used from two Ps in turn is never biased (no run of CHANLOCK_REBIAS), so it
  * never pays a revocation; one that moves between Ps pays one membarrier per
- * move, and so does a close or free from another P or a thread of its own
- * (~1 us, and an interrupt on the CPUs running the process). Without
+ * move, and so does a close from another P or a thread of its own (~1 us,
+ * and an interrupt on the CPUs running the process). A free takes no lock
+ * (gort_chan_free says why), so it never revokes. Without
  * membarrier no lock is ever biased; where it starts failing after a lock was
  * biased (a seccomp filter installed later), a revocation fences the biased
  * P's thread alone, through its signal handler (preempt.c's p_fence).
@@ -68,6 +69,7 @@ static __attribute__((noinline)) void chanlock_slow(struct hchan *c, int32_t me)
 	lock(&c->lock);
 	int32_t b = atomic_load_explicit(&c->bias, memory_order_relaxed);
 	if (b != 0 && b != me) {
+		atomic_fetch_add_explicit(&sched.nchanrevokes, 1, memory_order_relaxed);
 		atomic_store_explicit(&c->bias, 0, memory_order_seq_cst);
 		/* (no runtime, or fewer Ps than when c was biased: nobody holds it so) */
 		struct p **ps = allp;
@@ -557,9 +559,16 @@ GORT_EXPORT void gort_chan_free(gort_chan *ch)
 	struct hchan *c = hchan(ch);
 	if (!c)
 		return;
-	chanlock(c);
-	bool busy = c->recvq.first || c->sendq.first;
-	chanunlock(c);
+	/* No lock: nobody may be using c now (that is the caller's to ensure),
+	 * and no operation on c touches it after its unlock (a waker readies
+	 * after unlocking; a parker's unlock is its last access), so the lock
+	 * would exclude nobody; taking it from another P than the one c is
+	 * biased to cost a revocation, a membarrier, at every free (bench/ring's
+	 * teardown: ~1,000 per round). The queues, for the diagnostic below:
+	 * a goroutine parked on c enqueued itself before it parked, which the
+	 * caller's knowledge that it parked (its status, a wait) came after. */
+	bool busy = __atomic_load_n(&c->recvq.first, __ATOMIC_ACQUIRE) ||
+		    __atomic_load_n(&c->sendq.first, __ATOMIC_ACQUIRE);
 	if (unlikely(busy))
 		gort_panic("free of a channel with goroutines blocked on it");
 	task_disown(c->task, &c->obj);

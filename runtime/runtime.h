@@ -289,6 +289,8 @@ struct schedt {
 	/* spinning Ms' final checks before sleeping, and how many of them ran
 	 * membarrier (another P was not idle): proc.c's others_running */
 	_Atomic uint64_t nfinalchecks, nfinalfences;
+	/* revocations of a channel lock's bias (chan.c's chanlock_slow) */
+	_Atomic uint64_t nchanrevokes;
 };
 
 extern struct schedt sched;

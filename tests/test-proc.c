@@ -10,6 +10,7 @@
 #include <sanitizer/asan_interface.h>
 #endif
 
+#include "chan.h"
 #include "runtime.h"
 #include "testlib.h"
 
@@ -1216,6 +1217,71 @@ START_TEST(test_runnext_handoffs_race_thieves)
 }
 END_TEST
 
+/* gort_chan_free takes no lock (chan.c), so freeing a channel biased to
+ * another P costs no revocation: here from a thread without a P, which
+ * would always revoke through chanlock. A close from such a thread does
+ * (the counter's control). */
+static gort_chan *freebias_c;
+
+static void *freebias_close(void *arg)
+{
+	(void)arg;
+	gort_chan_close(freebias_c);
+	return NULL;
+}
+
+static void *freebias_free(void *arg)
+{
+	(void)arg;
+	gort_chan_free(freebias_c);
+	return NULL;
+}
+
+/* a buffered channel taken 200 times in a row by our P: biased to it */
+static gort_chan *freebias_make(void)
+{
+	gort_chan *c = gort_chan_make(sizeof(int), 1);
+	for (int i = 0; i < 200; i++) {
+		int v = i;
+		gort_chan_send(c, &v);
+		gort_chan_recv(c, &v);
+	}
+	ck_assert_int_eq(atomic_load(&((struct hchan *)c)->bias), getg()->m->p->id + 1);
+	return c;
+}
+
+static void freebias_on_thread(void *(*fn)(void *))
+{
+	pthread_t th;
+	ck_assert_int_eq(pthread_create(&th, NULL, fn, NULL), 0);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+}
+
+static int freebias_main(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	if (!membarrier_ok())
+		return 0; /* no membarrier: no lock is ever biased */
+	freebias_c = freebias_make();
+	uint64_t r0 = atomic_load(&sched.nchanrevokes);
+	freebias_on_thread(freebias_close);
+	ck_assert_uint_eq(atomic_load(&sched.nchanrevokes), r0 + 1);
+	gort_chan_free(freebias_c);
+
+	freebias_c = freebias_make();
+	r0 = atomic_load(&sched.nchanrevokes);
+	freebias_on_thread(freebias_free);
+	ck_assert_uint_eq(atomic_load(&sched.nchanrevokes), r0);
+	return 0;
+}
+
+START_TEST(test_chan_free_does_not_revoke)
+{
+	run_gort(freebias_main, 2, 0);
+}
+END_TEST
+
 static Suite *proc_suite(void)
 {
 	Suite *s = suite_create("proc");
@@ -1237,6 +1303,7 @@ static Suite *proc_suite(void)
 	tcase_add_test(tc, test_park_refused_with_runnext);
 	tcase_add_test(tc, test_runnext_stolen_from_busy_p);
 	tcase_add_test(tc, test_runnext_handoffs_race_thieves);
+	tcase_add_test(tc, test_chan_free_does_not_revoke);
 	tcase_add_test(tc, test_run_twice);
 	tcase_add_test(tc, test_run_twice_drops_sema_waiters);
 	tcase_add_test(tc, test_cgroup_cpu_max_parse);
