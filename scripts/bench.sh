@@ -14,9 +14,10 @@
 #   BENCH_HTTP_DURATION  wrk duration in seconds for httpd (default 5)
 #   BENCH_PORT           first port tried for httpd (default 18080)
 #
-# httpd runs gort, its Go twin and bench/ref/httpd-epoll (plain C, for what wrk
-# can drive on this machine) in turn, one run each per round, and adds a row for
-# the reference.
+# The gort binary and its Go twin take turns, one run of each per round (the
+# machine's speed drifts over minutes); httpd also runs bench/ref/httpd-epoll
+# (plain C, for what wrk can drive on this machine) in the same turns and adds
+# a row for it.
 #   GORT_NO_URING=1      inherited by the gort binaries (their io falls back from io_uring)
 set -uo pipefail
 
@@ -96,30 +97,28 @@ build_go() {
 
 fail_reason=
 
-# run_binary OUT NAME CMD...: runs CMD $runs times, appending its METRIC lines to OUT
-# as "name value unit"; on failure sets fail_reason and returns 1.
-run_binary() {
-	local out=$1 name=$2 i rc
-	shift 2
-	for ((i = 1; i <= runs; i++)); do
-		timeout -k 5 "$timeout_s" "$@" >"$tmp/stdout" 2>"$tmp/stderr"
-		rc=$?
-		if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
-			fail_reason="$name timed out after ${timeout_s}s (run $i/$runs)"
-			return 1
-		fi
-		if [ $rc -ne 0 ]; then
-			fail_reason="$name exited with status $rc (run $i/$runs)"
-			[ -s "$tmp/stderr" ] && fail_reason+=": $(tail -n 1 "$tmp/stderr")"
-			return 1
-		fi
-		if ! grep -q '^METRIC ' "$tmp/stdout"; then
-			fail_reason="$name printed no METRIC line (run $i/$runs)"
-			return 1
-		fi
-		awk '$1 == "METRIC" && NF >= 4 { print $2, $3, $4 }' "$tmp/stdout" >>"$out"
-		log "$name run $i/$runs: $(awk '$1 == "METRIC" { printf "%s=%s%s ", $2, $3, $4 }' "$tmp/stdout")"
-	done
+# binary_once OUT NAME RUN CMD...: runs CMD once, appending its METRIC lines to
+# OUT as "name value unit"; on failure sets fail_reason and returns 1.
+binary_once() {
+	local out=$1 name=$2 i=$3 rc
+	shift 3
+	timeout -k 5 "$timeout_s" "$@" >"$tmp/stdout" 2>"$tmp/stderr"
+	rc=$?
+	if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+		fail_reason="$name timed out after ${timeout_s}s (run $i/$runs)"
+		return 1
+	fi
+	if [ $rc -ne 0 ]; then
+		fail_reason="$name exited with status $rc (run $i/$runs)"
+		[ -s "$tmp/stderr" ] && fail_reason+=": $(tail -n 1 "$tmp/stderr")"
+		return 1
+	fi
+	if ! grep -q '^METRIC ' "$tmp/stdout"; then
+		fail_reason="$name printed no METRIC line (run $i/$runs)"
+		return 1
+	fi
+	awk '$1 == "METRIC" && NF >= 4 { print $2, $3, $4 }' "$tmp/stdout" >>"$out"
+	log "$name run $i/$runs: $(awk '$1 == "METRIC" { printf "%s=%s%s ", $2, $3, $4 }' "$tmp/stdout")"
 }
 
 # port_free P: true when nothing accepts on 127.0.0.1:P
@@ -175,30 +174,6 @@ httpd_once() {
 	log "$name run $i/$runs: httpd_requests_per_sec=${rps}req/s"
 }
 
-# run_httpd OUT NAME SERVER [OUT NAME SERVER...]: $runs rounds, each server once
-# a round, in turn: the machine's speed drifts over minutes, and alternating
-# keeps that drift out of the ratios. A server that fails drops out of the later
-# rounds; httpd_failed[k] is the reason for the k-th (0: the first). Returns 1
-# if the first failed.
-httpd_failed=()
-run_httpd() {
-	local i k n=$(($# / 3)) args=("$@")
-	httpd_failed=()
-	if ! command -v wrk >/dev/null 2>&1; then
-		fail_reason="wrk not installed"
-		return 1
-	fi
-	for ((i = 1; i <= runs; i++)); do
-		for ((k = 0; k < n; k++)); do
-			[ -n "${httpd_failed[k]:-}" ] && continue
-			httpd_once "${args[3 * k]}" "${args[3 * k + 1]}" "${args[3 * k + 2]}" "$i" ||
-				httpd_failed[k]=$fail_reason
-		done
-	done
-	fail_reason=${httpd_failed[0]:-}
-	[ -z "$fail_reason" ]
-}
-
 # fileread's input: 256 MiB, created once, read once with cat so it is page-cached
 data_file=
 make_data_file() {
@@ -209,16 +184,38 @@ make_data_file() {
 	cat "$data_file" >/dev/null
 }
 
-# run_impl OUT NAME BINARY W: one implementation of workload W, $runs times
-run_impl() {
-	local out=$1 name=$2 binary=$3 w=$4
+# impl_once OUT NAME BINARY W RUN: one run of one implementation of workload W
+impl_once() {
+	local out=$1 name=$2 binary=$3 w=$4 i=$5
 	case $w in
-	httpd) run_httpd "$out" "$name" "$binary" ;;
-	fileread) run_binary "$out" "$name" "$binary" "$data_file" ;;
-	preempt) timeout_s=${BENCH_TIMEOUT:-60} run_binary "$out" "$name" "$binary" ;;
-	daemon) run_binary "$out" "$name" "$binary" "$build" ;;
-	*) run_binary "$out" "$name" "$binary" ;;
+	httpd) httpd_once "$out" "$name" "$binary" "$i" ;;
+	fileread) binary_once "$out" "$name" "$i" "$binary" "$data_file" ;;
+	preempt) timeout_s=${BENCH_TIMEOUT:-60} binary_once "$out" "$name" "$i" "$binary" ;;
+	daemon) binary_once "$out" "$name" "$i" "$binary" "$build" ;;
+	*) binary_once "$out" "$name" "$i" "$binary" ;;
 	esac
+}
+
+# run_turns W OUT NAME BINARY [OUT NAME BINARY...]: $runs rounds of workload W,
+# each implementation once a round, in turn: the machine's speed drifts over
+# minutes (on a shared VM, by a third), and taking turns keeps that drift out
+# of the ratios. One that fails drops out of the later rounds; turn_failed[k]
+# is the reason for the k-th (0: the first). Returns 1 if the first failed.
+turn_failed=()
+run_turns() {
+	local w=$1 i k
+	shift
+	local n=$(($# / 3)) args=("$@")
+	turn_failed=()
+	for ((i = 1; i <= runs; i++)); do
+		for ((k = 0; k < n; k++)); do
+			[ -n "${turn_failed[k]:-}" ] && continue
+			impl_once "${args[3 * k]}" "${args[3 * k + 1]}" "${args[3 * k + 2]}" "$w" "$i" ||
+				turn_failed[k]=$fail_reason
+		done
+	done
+	fail_reason=${turn_failed[0]:-}
+	[ -z "$fail_reason" ]
 }
 
 # ---- table ----
@@ -267,39 +264,32 @@ for w in "${workloads[@]}"; do
 		$have_go && go_status="build failed"
 	fi
 
+	if [ "$w" = httpd ] && ! command -v wrk >/dev/null 2>&1; then
+		rows+=("$w	skipped: wrk not installed")
+		continue
+	fi
+	# gort, its Go twin and, for httpd, the reference (bench/ref) take turns
+	impls=("$gort_out" "bench-$w" "$gort_bin")
+	[ "$go_status" = ok ] && impls+=("$go_out" "go-bench-$w" "$bin/go-bench-$w")
+	ref_k=$((${#impls[@]} / 3))
 	ref_out="$tmp/$w.ref"
 	: >"$ref_out"
-	if [ "$w" = httpd ]; then
-		# gort, its Go twin and the reference (bench/ref) take turns
-		servers=("$gort_out" "bench-$w" "$gort_bin")
-		[ "$go_status" = ok ] && servers+=("$go_out" "go-bench-$w" "$bin/go-bench-$w")
-		ref_k=$((${#servers[@]} / 3))
-		[ -x "$bin/ref-httpd-epoll" ] && servers+=("$ref_out" ref-httpd-epoll "$bin/ref-httpd-epoll")
-		log "$w: gort, go and the reference, in turn"
-		if ! run_httpd "${servers[@]}"; then
-			log "$w: $fail_reason"
-			rows+=("$w	skipped: $fail_reason")
-			continue
-		fi
-		if [ "$go_status" = ok ] && [ -n "${httpd_failed[1]:-}" ]; then
-			log "$w: ${httpd_failed[1]}"
-			go_status="failed"
-		fi
-		[ -n "${httpd_failed[ref_k]:-}" ] && log "$w: ${httpd_failed[ref_k]}" && : >"$ref_out"
-	else
-		log "$w: gort"
-		if ! run_impl "$gort_out" "bench-$w" "$gort_bin" "$w"; then
-			log "$w: $fail_reason"
-			rows+=("$w	skipped: $fail_reason")
-			continue
-		fi
-		if [ "$go_status" = ok ]; then
-			log "$w: go"
-			if ! run_impl "$go_out" "go-bench-$w" "$bin/go-bench-$w" "$w"; then
-				log "$w: $fail_reason"
-				go_status="failed"
-			fi
-		fi
+	[ "$w" = httpd ] && [ -x "$bin/ref-httpd-epoll" ] && impls+=("$ref_out" ref-httpd-epoll "$bin/ref-httpd-epoll")
+	names=
+	for ((k = 1; k < ${#impls[@]}; k += 3)); do names+="${names:+, }${impls[k]}"; done
+	log "$w: $names, in turn"
+	if ! run_turns "$w" "${impls[@]}"; then
+		log "$w: $fail_reason"
+		rows+=("$w	skipped: $fail_reason")
+		continue
+	fi
+	if [ "$go_status" = ok ] && [ -n "${turn_failed[1]:-}" ]; then
+		log "$w: ${turn_failed[1]}"
+		go_status="failed"
+	fi
+	if [ -n "${turn_failed[ref_k]:-}" ]; then
+		log "$w: ${turn_failed[ref_k]}"
+		: >"$ref_out"
 	fi
 
 	# one row per metric, in the order the gort binary printed them
