@@ -479,9 +479,11 @@ static struct g *gfree_popbatch(int32_t *ret_n)
 
 static inline uintptr_t stackcolor(uintptr_t stackhi);
 
+#if defined(__x86_64__)
 /* whether the CPU has PREFETCHW (CPUID 0x80000001 ECX bit 8, Linux's
  * 3dnowprefetch); set at runtime_start */
 static bool have_prefetchw;
+#endif
 
 /* A prefetch for writing: the line comes exclusive, in one transfer where a
  * read prefetch then a store take two from another core's cache (GCC emits
