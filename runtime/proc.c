@@ -60,15 +60,20 @@
  *     with their neighbours (alone: no measurable change).
  *   - Prefetches are for writing (PREFETCHW where the CPU has it): the
  *     lines are written next.
- * Park creation, interleaved against the build before (7 rounds each,
- * medians): 416 -> 346 ns and 364 -> 343 ns in two batches, and 378 -> 320
- * with bench/park.c's shared state on a line of its own (it shared one
- * with the creator's return addresses); spawn 170 -> 139, ping-pong 148 ->
- * 141 (9 rounds), ring unchanged. What stays of newproc's cost is the stack
- * top's TLB miss (a million stacks, a page each): 77-84% of its samples sit
- * on its first prefetch, which waits for the page walk. Tried and dropped:
- * hints left in dead Gs by gfput so that gfget's prefetches need no walk of
- * the free list (343 vs 333, within the noise), and the slab alone.
+ * Interleaved against the build before (medians): park creation with 2 Ps
+ * 451 -> 392 ns (7 rounds, lower in 7), 364 -> 343 in another batch; with
+ * 1 P 292 -> 234 (6 of 7), though a batch beside sanitizer runs gave 268 ->
+ * 298; spawn 171 -> 125 (9 of 9), ping-pong 205 -> 177 (7 of 9), ring 113
+ * -> 87 (11 rounds, in the host's modes). One bench.sh run: park 347 ns,
+ * Go's twin 751. With bench/park.c's shared state on a line of its own (it
+ * shares one with the creator's return addresses, which every parker's
+ * wg_done takes from the creating CPU; the Go twin's WaitGroups are on the
+ * heap) the build with the hints below gave 320 against 378 (7 rounds).
+ * What stays of newproc's cost is the stack top's TLB miss (a million
+ * stacks, a page each): 77-84% of its samples sit on its first prefetch,
+ * which waits for the page walk. Tried and dropped: hints left in dead Gs
+ * by gfput so that gfget's prefetches need no walk of the free list (333 vs
+ * 343 without, within the noise), and the slab alone.
  *
  * Direct switch (gopark). A goroutine that parks while its P's runnext holds
  * a runnable G -- a channel hand-off: a sender readied the receiver, then blocks
