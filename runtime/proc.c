@@ -2156,16 +2156,14 @@ void runtime_stop(void)
 	struct g *gs = allgs;
 	allgs = NULL;
 	allglen = 0;
+	struct gslab *slabs = gslabs; /* the Gs' memory */
+	gslabs = NULL;
+	gslabfree = 0;
 	unlock(&allglock);
 	for (struct g *gp = gs, *next; gp; gp = next) {
 		next = gp->alllink;
 		fiber_destroy(gp);
 	}
-	lock(&allglock);
-	struct gslab *slabs = gslabs;
-	gslabs = NULL;
-	gslabfree = 0;
-	unlock(&allglock);
 	for (struct gslab *s = slabs, *next; s; s = next) {
 		next = s->next;
 		free(s);
