@@ -512,6 +512,14 @@ static inline __attribute__((always_inline)) void prefetchw(const void *p)
 	__builtin_prefetch(p, 1);
 }
 
+/* prefetchw_g: every line of gp, a slab slot (galloc: line-aligned, so its
+ * lines start at gp) */
+static inline __attribute__((always_inline)) void prefetchw_g(const struct g *gp)
+{
+	for (size_t off = 0; off < sizeof(struct g); off += 64)
+		prefetchw((const char *)gp + off);
+}
+
 /* Prefetches, from next (the G the next newproc takes), the stack of the G
  * GFREE_PREFETCH_AHEAD - 1 places ahead and the G one place further (see
  * gfget): each call reads only Gs that earlier calls prefetched. Always
@@ -523,11 +531,8 @@ static inline __attribute__((always_inline)) void gfree_prefetch(struct g *next)
 	for (int i = 2; i < GFREE_PREFETCH_AHEAD && s->schedlink; i++)
 		s = s->schedlink;
 	struct g *after = s->schedlink;
-	if (after) {
-		for (size_t off = 0; off < sizeof(struct g); off += 64)
-			prefetchw((char *)after + off);
-		prefetchw((char *)after + sizeof(struct g) - 1);
-	}
+	if (after)
+		prefetchw_g(after);
 	uintptr_t top = s->stackhi - stackcolor(s->stackhi);
 	for (int i = 1; i <= GFREE_PREFETCH_STACK_LINES; i++)
 		prefetchw((void *)(top - (uintptr_t)i * 64));
@@ -796,9 +801,7 @@ static inline __attribute__((always_inline)) void runq_prefetch(struct p *pp, ui
 #if !defined(__SANITIZE_THREAD__)
 	if (tail - head > RUNQ_PF_G) {
 		struct g *g2 = atomic_load_explicit(&pp->runq[(head + RUNQ_PF_G) % RUNQ_SIZE], memory_order_relaxed);
-		for (size_t off = 0; off < sizeof(struct g); off += 64)
-			prefetchw((char *)g2 + off);
-		prefetchw((char *)g2 + sizeof(struct g) - 1);
+		prefetchw_g(g2);
 	}
 	if (tail - head > RUNQ_PF_S) {
 		struct g *g1 = atomic_load_explicit(&pp->runq[(head + RUNQ_PF_S) % RUNQ_SIZE], memory_order_relaxed);
@@ -987,9 +990,7 @@ static struct g *runqsteal(struct p *pp, struct p *p2, bool steal_runnext)
 	 * at once (runqget's look-ahead keeps going from there) */
 	for (uint32_t i = 0; i < n && i < RUNQ_PF_G; i++) {
 		struct g *sg = atomic_load_explicit(&pp->runq[(tail + i) % RUNQ_SIZE], memory_order_relaxed);
-		for (size_t off = 0; off < sizeof(struct g); off += 64)
-			prefetchw((char *)sg + off);
-		prefetchw((char *)sg + sizeof(struct g) - 1);
+		prefetchw_g(sg);
 	}
 #endif
 	uint32_t head = atomic_load_explicit(&pp->runqhead, memory_order_acquire);
