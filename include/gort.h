@@ -50,7 +50,7 @@ void    gort_sleep(int64_t ns);              /* parks the goroutine, not the thr
 
 /* channels: Go semantics; unbuffered when cap == 0; send on a closed channel panics the task */
 typedef struct gort_chan gort_chan;
-gort_chan *gort_chan_make(size_t elem_size, size_t cap);
+gort_chan *gort_chan_make(size_t elem_size, size_t cap); /* NULL + EINVAL: elem_size > UINT32_MAX or too big */
 void   gort_chan_send(gort_chan *c, const void *elem);
 bool   gort_chan_recv(gort_chan *c, void *elem);       /* false: closed and drained (elem zeroed) */
 bool   gort_chan_trysend(gort_chan *c, const void *elem);

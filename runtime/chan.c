@@ -388,7 +388,7 @@ static bool chansend(struct hchan *c, const void *ep, bool block)
 		block_forever(WAIT_CHAN_SEND_NIL);
 	}
 	if (unlikely(!ep && c->elemsize))
-		gort_panic("chan send: NULL element pointer for a %zu-byte element", c->elemsize);
+		gort_panic("chan send: NULL element pointer for a %u-byte element", c->elemsize);
 	/* Non-blocking fast path without the lock, as Go: a not-closed channel
 	 * observed full stays a correct "would block" answer for that instant. */
 	if (!block && !atomic_load_explicit(&c->closed, memory_order_relaxed) && chanfull(c))
@@ -535,7 +535,7 @@ static void closechan(struct hchan *c)
 
 GORT_EXPORT gort_chan *gort_chan_make(size_t elem_size, size_t cap)
 {
-	if (elem_size && cap > (SIZE_MAX - sizeof(struct hchan) - 64) / elem_size) {
+	if (elem_size > UINT32_MAX || (elem_size && cap > (SIZE_MAX - sizeof(struct hchan) - 64) / elem_size)) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -546,7 +546,7 @@ GORT_EXPORT gort_chan *gort_chan_make(size_t elem_size, size_t cap)
 		return NULL;
 	}
 	memset(c, 0, sizeof(*c));
-	c->elemsize = elem_size;
+	c->elemsize = (uint32_t)elem_size;
 	c->dataqsiz = cap;
 	struct g *gp = getg();
 	c->task = gp && gp != gp->m->g0 ? gp->task : NULL;

@@ -43,16 +43,18 @@ struct hchan {
 	/* chanlock's bias (chan.c's essay): the P id + 1 whose goroutines take
 	 * the lock with plain stores (into the P's chanheld), 0 none */
 	_Atomic int32_t bias;
+	uint32_t elemsize;            /* at most UINT32_MAX (gort_chan_make) */
 	struct waitq recvq, sendq;
 	_Atomic size_t qcount;
 	size_t dataqsiz;
-	size_t elemsize;
+	/* the second line: the ring's indexes, and what only slow paths use */
 	size_t sendx, recvx;
 	int32_t lastp, nsame;        /* chanlock, under lock: who took it, how often in a row */
 	struct task_obj obj;         /* on task->objs: freed with its task */
 	struct task *task;           /* owner, NULL if made outside any task */
 	_Alignas(16) char buf[];     /* the ring, dataqsiz * elemsize bytes */
 };
+_Static_assert(offsetof(struct hchan, dataqsiz) + sizeof(size_t) <= 64, "an unbuffered hand-off touches one line of its channel");
 
 static inline void *chanbuf(struct hchan *c, size_t i)
 {

@@ -116,34 +116,39 @@ struct sudog;
 struct gobuf { uintptr_t sp; };
 
 struct g {
+	/* The first line holds what a hand-off touches on the G it readies and
+	 * resumes (goready, park_direct_next, execute_prep, errno's restore) and
+	 * its own switch out (switched_to_g0): in a ring of a thousand
+	 * goroutines each line of a G is one more cache miss a hop. */
 	struct gobuf sched;      /* known to arch/ (G_SCHED_SP) */
 	struct m *m;             /* M running it, or NULL; known to arch/ (G_M) */
+	uintptr_t stacklo;       /* usable stack [stacklo, stackhi); a guard or a zero canary below */
+	void *param;             /* passed by whoever readies a parked G (chan: the sudog) */
+	struct task *task;
+	/* gclock() since when it is in its current status (ps); while it runs,
+	 * the start of its run slice (its task's CPU time) */
+	int64_t waitsince;
+	struct m *lockedm;       /* lockOSThread: the only M this G runs on */
+	int goerrno;             /* errno while switched out (errno is per thread) */
+	_Atomic uint8_t atomicstatus; /* enum gstatus */
+	_Atomic bool preempt;    /* preemption requested (sysmon) */
+	uint8_t waitreason;
+	bool stackguarded;       /* guard page below stacklo (else: zero canary checked on switch) */
+	/* the second line on */
+	uintptr_t stackhi;
+	struct sudog *waiting;   /* sudogs this G is blocked on (select) */
 	/* preempt.c: where asyncPreempt resumes the interrupted code, and (aarch64)
 	 * its PSTATE; set by the preemption signal handler. Known to arch/ (G_SIGPC,
 	 * G_SIGPSTATE) */
 	uintptr_t sigpc, sigpstate;
-	uintptr_t stacklo;       /* usable stack [stacklo, stackhi); a guard or a zero canary below */
-	uintptr_t stackhi;
-	size_t stacksize;        /* usable size */
-	_Atomic uint32_t atomicstatus;
-	uint8_t waitreason;
-	bool stackguarded;       /* guard page below stacklo (else: zero canary checked on switch) */
+	_Atomic uint32_t selectdone;
 	bool stackreleased;      /* pooled dead G whose stack pages went back to the kernel */
-	_Atomic bool preempt;    /* preemption requested (sysmon) */
+	size_t stacksize;        /* usable size */
+	struct g *schedlink;     /* run queue, free list, wait list link */
 	int64_t goid;
 	gort_fn fn;              /* entry, for ps and traces */
 	void *arg;
 	int64_t parentgoid;
-	struct g *schedlink;     /* run queue, free list, wait list link */
-	struct m *lockedm;       /* lockOSThread: the only M this G runs on */
-	void *param;             /* passed by whoever readies a parked G (chan: the sudog) */
-	struct task *task;
-	struct sudog *waiting;   /* sudogs this G is blocked on (select) */
-	_Atomic uint32_t selectdone;
-	int goerrno;             /* errno while switched out (errno is per thread) */
-	/* gclock() since when it is in its current status (ps); while it runs,
-	 * the start of its run slice (its task's CPU time) */
-	int64_t waitsince;
 	struct g *alllink;       /* allgs list */
 	/* the global free list (proc.c): in the first G of a batch of dead Gs,
 	 * the first G of the next batch */
@@ -300,6 +305,7 @@ extern size_t default_stacksize;
 
 _Static_assert(offsetof(struct g, sched) + offsetof(struct gobuf, sp) == G_SCHED_SP, "known to arch/");
 _Static_assert(offsetof(struct g, m) == G_M, "known to arch/");
+_Static_assert(offsetof(struct g, stackhi) == 64, "a hand-off touches the first line of the Gs it readies");
 _Static_assert(offsetof(struct m, g0) == M_G0, "known to arch/");
 _Static_assert(offsetof(struct g, sigpc) == G_SIGPC, "known to arch/");
 _Static_assert(offsetof(struct g, sigpstate) == G_SIGPSTATE, "known to arch/");

@@ -872,6 +872,9 @@ START_TEST(test_make_rejects_overflow)
 	errno = 0;
 	ck_assert_ptr_null(gort_chan_make(8, SIZE_MAX / 4));
 	ck_assert_int_eq(errno, EINVAL);
+	errno = 0; /* an element is at most UINT32_MAX bytes (Go's: 64 KiB) */
+	ck_assert_ptr_null(gort_chan_make((size_t)UINT32_MAX + 1, 0));
+	ck_assert_int_eq(errno, EINVAL);
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__) /* they abort on huge mallocs */
 	errno = 0;
 	ck_assert_ptr_null(gort_chan_make(1 << 20, (size_t)1 << 40)); /* fits size_t, not memory */
