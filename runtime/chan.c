@@ -64,7 +64,7 @@
 
 /* Takes c->lock the unbiased way (the mutex), revoking a bias to another P;
  * biases it to me (our P's id + 1, 0 without a P) after a run of takes. */
-static __attribute__((noinline)) void chanlock_slow(struct hchan *c, int32_t me)
+__attribute__((noinline)) void chanlock_slow(struct hchan *c, int32_t me)
 {
 	lock(&c->lock);
 	int32_t b = atomic_load_explicit(&c->bias, memory_order_relaxed);
@@ -97,52 +97,6 @@ static __attribute__((noinline)) void chanlock_slow(struct hchan *c, int32_t me)
 	} else if (++c->nsame >= CHANLOCK_REBIAS && b == 0 && membarrier_ok()) {
 		atomic_store_explicit(&c->bias, me, memory_order_release);
 	}
-}
-
-/* chanlock: see chan.h; biased to our P, plain stores into its chanheld. */
-void chanlock(struct hchan *c)
-{
-	struct g *gp = getg();
-	struct m *mp = gp ? gp->m : NULL;
-	struct p *pp = mp ? mp->p : NULL;
-	int32_t me = pp ? pp->id + 1 : 0;
-	if (likely(me != 0) && atomic_load_explicit(&c->bias, memory_order_relaxed) == me) {
-		for (int i = 0; i < (int)ARRAY_SIZE(pp->chanheld); i++) {
-			if (atomic_load_explicit(&pp->chanheld[i], memory_order_relaxed))
-				continue;
-			mp->locks++;
-			atomic_store_explicit(&pp->chanheld[i], c, memory_order_relaxed);
-			/* store, then load: ordered for us by a revoker's membarrier */
-			atomic_signal_fence(memory_order_seq_cst);
-			if (likely(atomic_load_explicit(&c->bias, memory_order_acquire) == me))
-				return;
-			/* revoked meanwhile: the revoker waits for this */
-			atomic_store_explicit(&pp->chanheld[i], NULL, memory_order_release);
-			mp->locks--;
-			break;
-		}
-	}
-	chanlock_slow(c, me);
-}
-
-/* chanunlock: see chan.h; a slot of our P's chanheld holding c says biased. */
-void chanunlock(struct hchan *c)
-{
-	struct g *gp = getg();
-	struct m *mp = gp ? gp->m : NULL;
-	struct p *pp = mp ? mp->p : NULL;
-	if (likely(pp != NULL)) {
-		for (int i = 0; i < (int)ARRAY_SIZE(pp->chanheld); i++) {
-			if (atomic_load_explicit(&pp->chanheld[i], memory_order_relaxed) != c)
-				continue;
-			/* c may be freed once this is seen: nothing of it after */
-			atomic_store_explicit(&pp->chanheld[i], NULL, memory_order_release);
-			if (--mp->locks < 0)
-				throw("runtime lock count underflow");
-			return;
-		}
-	}
-	unlock(&c->lock);
 }
 
 /* q->first is also read without the lock (chanfull/chanempty's peeks). */

@@ -84,8 +84,54 @@ static inline void elemclear(void *dst, size_t n)
 /* chanlock: takes c's lock, biased to the P that uses it (chan.c's essay);
  * pins the calling goroutine to its M until chanunlock, as lock() does. Any
  * thread. chanunlock: releases it, on the M that took it. Neither can fail. */
-void chanlock(struct hchan *c);
-void chanunlock(struct hchan *c);
+void chanlock_slow(struct hchan *c, int32_t me); /* chan.c: the mutex, revoking another P's bias */
+
+/* chanlock: see chan.h; biased to our P, plain stores into its chanheld. */
+static inline __attribute__((always_inline)) void chanlock(struct hchan *c)
+{
+	struct g *gp = getg();
+	struct m *mp = gp ? gp->m : NULL;
+	struct p *pp = mp ? mp->p : NULL;
+	int32_t me = pp ? pp->id + 1 : 0;
+	if (likely(me != 0) && atomic_load_explicit(&c->bias, memory_order_relaxed) == me) {
+		for (int i = 0; i < (int)ARRAY_SIZE(pp->chanheld); i++) {
+			if (atomic_load_explicit(&pp->chanheld[i], memory_order_relaxed))
+				continue;
+			mp->locks++;
+			atomic_store_explicit(&pp->chanheld[i], c, memory_order_relaxed);
+			/* store, then load: ordered for us by a revoker's membarrier */
+			atomic_signal_fence(memory_order_seq_cst);
+			if (likely(atomic_load_explicit(&c->bias, memory_order_acquire) == me))
+				return;
+			/* revoked meanwhile: the revoker waits for this */
+			atomic_store_explicit(&pp->chanheld[i], NULL, memory_order_release);
+			mp->locks--;
+			break;
+		}
+	}
+	chanlock_slow(c, me);
+}
+
+/* chanunlock: see chan.h; a slot of our P's chanheld holding c says biased. */
+static inline __attribute__((always_inline)) void chanunlock(struct hchan *c)
+{
+	struct g *gp = getg();
+	struct m *mp = gp ? gp->m : NULL;
+	struct p *pp = mp ? mp->p : NULL;
+	if (likely(pp != NULL)) {
+		for (int i = 0; i < (int)ARRAY_SIZE(pp->chanheld); i++) {
+			if (atomic_load_explicit(&pp->chanheld[i], memory_order_relaxed) != c)
+				continue;
+			/* c may be freed once this is seen: nothing of it after */
+			atomic_store_explicit(&pp->chanheld[i], NULL, memory_order_release);
+			if (--mp->locks < 0)
+				throw("runtime lock count underflow");
+			return;
+		}
+	}
+	unlock(&c->lock);
+}
+
 
 /* waitq operations (chan.c); the caller holds the channel's lock. dequeue skips
  * (and drops) select sudogs whose goroutine another case already won. */
