@@ -6,8 +6,8 @@
  * pinned by _Static_assert in runtime/runtime.h */
 #define G_SCHED_SP 0
 #define G_M        8
-#define G_SIGPC    80 /* offsetof(struct g, sigpc), sigpstate right after */
-#define G_SIGPSTATE 88
+#define G_SIGPC    88 /* offsetof(struct g, sigpc), sigpstate right after */
+#define G_SIGPSTATE 96
 #define M_G0       0
 
 #if defined(__x86_64__)

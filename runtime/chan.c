@@ -264,10 +264,32 @@ static bool chanparkcommit(struct g *gp, void *arg)
 
 /* ---- the halves shared with select ---- */
 
+/* Remembers the partner of a hand-off: the caller's G keeps sg, which
+ * goready prefetches the next time the caller is readied. A goroutine in a
+ * loop (a pipeline's stage, a ring's member, either side of a ping-pong)
+ * hands off to the same partner, parked at the same depth, time after time,
+ * and that sudog is the first thing of the partner's the next hand-off
+ * reads: a line on the partner's stack, a page of its own. In a ring of
+ * 1,000 goroutines, a lap touches about as many pages as the TLB holds;
+ * with the prefetch issued a hop early, bench-ring with 2,100 members (its
+ * pages well past the TLB) went from 157.6 to 128.8 ns a hop (20
+ * interleaved pairs, lower in 17; 244 -> 188, 18 of 20, in another batch),
+ * and with its 1,000 members 181 -> 176 ns (20 of 30) in the host's slow
+ * mode, unchanged in its fast one (bench/README.md). A stale hint costs one
+ * useless prefetch, which never faults; a read prefetch, so that a stale one
+ * takes no line away from another CPU. */
+static inline void lastpeer(struct sudog *sg)
+{
+	struct g *me = getg();
+	if (likely(me != NULL))
+		me->lastpeer = sg;
+}
+
 struct g *chan_send_to(struct hchan *c, struct sudog *sg, const void *ep)
 {
 	if (sg->elem)
 		elemcopy(sg->elem, ep, c->elemsize);
+	lastpeer(sg);
 	struct g *gp = sg->g;
 	sg->success = true;
 	gp->param = sg;
@@ -290,6 +312,7 @@ struct g *chan_recv_from(struct hchan *c, struct sudog *sg, void *ep)
 			c->recvx = 0;
 		c->sendx = c->recvx;
 	}
+	lastpeer(sg);
 	struct g *gp = sg->g;
 	sg->success = true;
 	gp->param = sg;

@@ -116,14 +116,17 @@ struct sudog;
 struct gobuf { uintptr_t sp; };
 
 struct g {
-	/* The first line holds what a hand-off touches on the G it readies and
+	/* The first line holds what a hand-off reads of the G it readies and
 	 * resumes (goready, park_direct_next, execute_prep, errno's restore) and
 	 * its own switch out (switched_to_g0): in a ring of a thousand
-	 * goroutines each line of a G is one more cache miss a hop. */
+	 * goroutines each line of a G is one more cache miss a hop. (param is
+	 * only stored by the readier, in the line the G writes as it resumes.) */
 	struct gobuf sched;      /* known to arch/ (G_SCHED_SP) */
 	struct m *m;             /* M running it, or NULL; known to arch/ (G_M) */
 	uintptr_t stacklo;       /* usable stack [stacklo, stackhi); a guard or a zero canary below */
-	void *param;             /* passed by whoever readies a parked G (chan: the sudog) */
+	/* chan.c's lastpeer: the sudog of the partner its last hand-off went
+	 * to, on that goroutine's stack, which goready prefetches; maybe stale */
+	void *lastpeer;
 	struct task *task;
 	/* gclock() since when it is in its current status (ps); while it runs,
 	 * the start of its run slice (its task's CPU time) */
@@ -136,6 +139,7 @@ struct g {
 	bool stackguarded;       /* guard page below stacklo (else: zero canary checked on switch) */
 	/* the second line on */
 	uintptr_t stackhi;
+	void *param;             /* passed by whoever readies a parked G (chan: the sudog) */
 	struct sudog *waiting;   /* sudogs this G is blocked on (select) */
 	/* preempt.c: where asyncPreempt resumes the interrupted code, and (aarch64)
 	 * its PSTATE; set by the preemption signal handler. Known to arch/ (G_SIGPC,
