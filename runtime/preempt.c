@@ -412,7 +412,7 @@ NO_SANITIZE static bool isAsyncSafePoint(struct m *mp, struct g *cur, uintptr_t 
 	if (sp & 15)
 		return false;
 #endif
-	if (cur->stacksize == 0 || sp > cur->stackhi || sp < cur->stacklo + need)
+	if (gstacksize(cur) == 0 || sp > cur->stackhi || sp < cur->stacklo + need)
 		return false; /* not on its own stack (a handler on another?), or no room */
 	return true;
 }

@@ -414,7 +414,6 @@ static struct g *malg(size_t stacksize)
 	if (stacksize) {
 		gp->stacklo = st.lo;
 		gp->stackhi = st.hi;
-		gp->stacksize = stacksize;
 		gp->stackguarded = st.guarded;
 	}
 	fiber_create(gp);
@@ -637,7 +636,7 @@ static struct g *gfget_sized(struct p *pp, size_t size)
 		}
 		unlock(&sched.gflock);
 	}
-	if (gp && gp->stacksize != size) {
+	if (gp && gstacksize(gp) != size) {
 		struct stackalloc st;
 		if (stackalloc(size, &st) < 0) {
 			/* it keeps its stack and goes back where it came from */
@@ -653,7 +652,6 @@ static struct g *gfget_sized(struct p *pp, size_t size)
 		stackfree(gp->stacklo, gp->stackhi, gp->stackguarded);
 		gp->stacklo = st.lo;
 		gp->stackhi = st.hi;
-		gp->stacksize = size;
 		gp->stackguarded = st.guarded;
 	}
 	if (!gp) {
@@ -1168,12 +1166,11 @@ static void *mstart(void *arg)
 		pthread_attr_getstack(&attr, &stackaddr, &stacksize);
 		mp->g0->stacklo = (uintptr_t)stackaddr;
 		mp->g0->stackhi = (uintptr_t)stackaddr + stacksize;
-		mp->g0->stacksize = stacksize;
 		pthread_attr_destroy(&attr);
 	}
 	fiber_init_g0(mp->g0);
 	/* valgrind: g0 is one more stack the goroutines switch to and from */
-	if (RUNNING_ON_VALGRIND && mp->g0->stacksize)
+	if (RUNNING_ON_VALGRIND && gstacksize(mp->g0))
 		VALGRIND_STACK_REGISTER(mp->g0->stacklo, mp->g0->stackhi);
 	minit(mp);
 	if (__builtin_setjmp(mp->exitbuf) == 0)

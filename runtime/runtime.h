@@ -147,7 +147,6 @@ struct g {
 	uintptr_t sigpc, sigpstate;
 	_Atomic uint32_t selectdone;
 	bool stackreleased;      /* pooled dead G whose stack pages went back to the kernel */
-	size_t stacksize;        /* usable size */
 	struct g *schedlink;     /* run queue, free list, wait list link */
 	int64_t goid;
 	gort_fn fn;              /* entry, for ps and traces */
@@ -310,6 +309,15 @@ extern size_t default_stacksize;
 _Static_assert(offsetof(struct g, sched) + offsetof(struct gobuf, sp) == G_SCHED_SP, "known to arch/");
 _Static_assert(offsetof(struct g, m) == G_M, "known to arch/");
 _Static_assert(offsetof(struct g, stackhi) == 64, "a hand-off touches the first line of the Gs it readies");
+#ifndef GORT_FIBER_HOOKS
+_Static_assert(sizeof(struct g) <= 192, "a G is three lines (proc.c's galloc slots)");
+#endif
+
+/* A G's usable stack size: 0 for a g0 whose thread's stack is unknown. */
+static inline size_t gstacksize(const struct g *gp)
+{
+	return gp->stackhi - gp->stacklo;
+}
 _Static_assert(offsetof(struct m, g0) == M_G0, "known to arch/");
 _Static_assert(offsetof(struct g, sigpc) == G_SIGPC, "known to arch/");
 _Static_assert(offsetof(struct g, sigpstate) == G_SIGPSTATE, "known to arch/");

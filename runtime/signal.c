@@ -36,7 +36,7 @@ static void fault_handler(int sig, siginfo_t *si, void *uctx)
 	struct g *gp = getg();
 	struct g *cur = gp && gp->m ? gp->m->curg : NULL;
 	uintptr_t addr = (uintptr_t)si->si_addr;
-	if (cur && cur->stacksize && addr < cur->stacklo && addr >= cur->stacklo - 4096) {
+	if (cur && gstacksize(cur) && addr < cur->stacklo && addr >= cur->stacklo - 4096) {
 		char buf[192];
 		int n = snprintf(buf, sizeof buf,
 				 "fatal error: stack overflow\n\ngoroutine %lld: stack [%#lx, %#lx), fault at %#lx\n",

@@ -1302,7 +1302,7 @@ _Noreturn static void sigpanic(void)
 	char whatbuf[96];
 	if (f.overflow) {
 		snprintf(whatbuf, sizeof whatbuf, "stack overflow (goroutine stack of %zu bytes exhausted)",
-			 gp->stacksize);
+			 gstacksize(gp));
 		what = whatbuf;
 	} else if (f.sig == SIGSEGV) {
 		what = f.addr < 4096 ? "invalid memory address or nil pointer dereference"
@@ -1336,7 +1336,7 @@ bool task_fault(int sig, void *siginfo, void *uctx)
 	uintptr_t sp = (uintptr_t)uc->uc_mcontext.sp;
 #endif
 	uintptr_t addr = (uintptr_t)si->si_addr;
-	bool overflow = gp->stacksize &&
+	bool overflow = gstacksize(gp) &&
 			((addr < gp->stacklo && addr >= gp->stacklo - 4096) || sp < gp->stacklo + 256);
 	if (!overflow && (pc_in_runtime(pc) || (!__start_gort_text && !module_pc_loaded(pc))))
 		return false;
