@@ -126,6 +126,45 @@ START_TEST(test_recv_blocks_until_send_direct_copy)
 }
 END_TEST
 
+/* A hand-off leaves the partner's sudog in the caller's G (lastpeer), which
+ * goready prefetches when the caller is readied next. */
+static int lastpeer_main(int argc, char **argv)
+{
+	(void)argc, (void)argv;
+	gch = gort_chan_make(sizeof(long), 0);
+	atomic_store(&gcount, 0);
+	/* a sender's hint: the receiver it handed to */
+	atomic_store(&gslot, NULL);
+	gort_wg_add(&gwg, 1);
+	gort_go(blocked_receiver, NULL);
+	struct g *gp = wait_parked(&gslot, WAIT_CHAN_RECV);
+	struct sudog *sg = gp->waiting;
+	ck_assert_ptr_nonnull(sg);
+	long v = 7;
+	gort_chan_send(gch, &v);
+	ck_assert_ptr_eq(getg()->lastpeer, sg);
+	gort_wg_wait(&gwg);
+	/* a receiver's: the sender it took from */
+	atomic_store(&gslot, NULL);
+	gort_wg_add(&gwg, 1);
+	gort_go(seq_sender, (void *)1L);
+	gp = wait_parked(&gslot, WAIT_CHAN_SEND);
+	sg = gp->waiting;
+	ck_assert_ptr_nonnull(sg);
+	ck_assert(gort_chan_recv(gch, &v));
+	ck_assert_int_eq(v, 1);
+	ck_assert_ptr_eq(getg()->lastpeer, sg);
+	gort_wg_wait(&gwg);
+	gort_chan_free(gch);
+	return 0;
+}
+
+START_TEST(test_handoff_leaves_lastpeer)
+{
+	run_gort(lastpeer_main, 2, 0);
+}
+END_TEST
+
 /* ---- buffered: a ring ---- */
 
 static int buffered_main(int argc, char **argv)
@@ -1114,6 +1153,7 @@ static Suite *chan_suite(void)
 	tcase_add_test(tc, test_unbuffered_values_in_order);
 	tcase_add_test(tc, test_unbuffered_send_blocks_until_received);
 	tcase_add_test(tc, test_recv_blocks_until_send_direct_copy);
+	tcase_add_test(tc, test_handoff_leaves_lastpeer);
 	tcase_add_test(tc, test_buffered_ring_fifo_and_capacity);
 	tcase_add_test(tc, test_buffered_full_blocks_sender_keeps_order);
 	tcase_add_test(tc, test_element_sizes);
