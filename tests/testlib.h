@@ -114,7 +114,12 @@ static inline struct g *wait_parked(struct g *_Atomic *slot, enum waitreason rea
  * value) for one goroutine or the test's thread to assert on, which keeps the
  * runner's mutex out of their way. */
 #ifndef GORT_TEST_NO_RUNTIME
-static inline struct m *test_nopreempt(void)
+/* In the runtime's own section, where the preemption signal never stops a
+ * goroutine: in the test's code, a goroutine stopped between its load of
+ * gp->m and the increment resumed on another M and bumped the old M's count,
+ * as that M's g0 changed it (TSan saw the race once, in test-proc's million
+ * goroutines; the old M's count was then one too high, the new one's too low). */
+static __attribute__((noinline, section("gort_text"))) struct m *test_nopreempt(void)
 {
 	struct g *gp = getg();
 	struct m *mp = gp ? gp->m : NULL;
