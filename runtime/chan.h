@@ -81,12 +81,15 @@ static inline void elemclear(void *dst, size_t n)
 		memset(dst, 0, n);
 }
 
-/* chanlock: takes c's lock, biased to the P that uses it (chan.c's essay);
- * pins the calling goroutine to its M until chanunlock, as lock() does. Any
- * thread. chanunlock: releases it, on the M that took it. Neither can fail. */
-void chanlock_slow(struct hchan *c, int32_t me); /* chan.c: the mutex, revoking another P's bias */
+/* chan.c: takes c's lock the unbiased way (the mutex), revoking a bias to
+ * another P; me is our P's id + 1, 0 without a P. */
+void chanlock_slow(struct hchan *c, int32_t me);
 
-/* chanlock: see chan.h; biased to our P, plain stores into its chanheld. */
+/* chanlock: takes c's lock, biased to the P that uses it (chan.c's essay):
+ * a plain store into a free slot of our P's chanheld, else chanlock_slow;
+ * pins the calling goroutine to its M until chanunlock, as lock() does. Any
+ * thread. chanunlock: releases it, on the M that took it (a slot of our P's
+ * chanheld holding c says it was biased). Neither can fail. */
 static inline __attribute__((always_inline)) void chanlock(struct hchan *c)
 {
 	struct g *gp = getg();
@@ -112,7 +115,6 @@ static inline __attribute__((always_inline)) void chanlock(struct hchan *c)
 	chanlock_slow(c, me);
 }
 
-/* chanunlock: see chan.h; a slot of our P's chanheld holding c says biased. */
 static inline __attribute__((always_inline)) void chanunlock(struct hchan *c)
 {
 	struct g *gp = getg();
@@ -131,7 +133,6 @@ static inline __attribute__((always_inline)) void chanunlock(struct hchan *c)
 	}
 	unlock(&c->lock);
 }
-
 
 /* waitq operations (chan.c); the caller holds the channel's lock. dequeue skips
  * (and drops) select sudogs whose goroutine another case already won. */

@@ -21,6 +21,16 @@ static struct g *_Atomic gslot;
 static _Atomic long gcount;
 static gort_wg gwg;
 
+/* Starts fn(arg), which stores its G in gslot, counted on gwg, and returns
+ * that G once it has parked for reason. */
+static struct g *go_parked(gort_fn fn, void *arg, enum waitreason reason)
+{
+	atomic_store(&gslot, NULL);
+	gort_wg_add(&gwg, 1);
+	gort_go(fn, arg);
+	return wait_parked(&gslot, reason);
+}
+
 static void seq_sender(void *arg)
 {
 	long n = (long)arg;
@@ -63,10 +73,7 @@ static int unbuffered_blocks_main(int argc, char **argv)
 	(void)argc, (void)argv;
 	gch = gort_chan_make(sizeof(long), 0);
 	atomic_store(&gcount, 0);
-	atomic_store(&gslot, NULL);
-	gort_wg_add(&gwg, 1);
-	gort_go(seq_sender, (void *)1L);
-	struct g *gp = wait_parked(&gslot, WAIT_CHAN_SEND);
+	struct g *gp = go_parked(seq_sender, (void *)1L, WAIT_CHAN_SEND);
 	gort_sleep(20 * MS);
 	ck_assert_int_eq(atomic_load(&gcount), 0); /* still blocked */
 	ck_assert_int_eq(readgstatus(gp), G_WAITING);
@@ -102,11 +109,8 @@ static int recv_blocks_main(int argc, char **argv)
 {
 	(void)argc, (void)argv;
 	gch = gort_chan_make(sizeof(long), 0);
-	atomic_store(&gslot, NULL);
 	atomic_store(&gcount, 0);
-	gort_wg_add(&gwg, 1);
-	gort_go(blocked_receiver, NULL);
-	struct g *gp = wait_parked(&gslot, WAIT_CHAN_RECV);
+	struct g *gp = go_parked(blocked_receiver, NULL, WAIT_CHAN_RECV);
 	/* its sudog is queued and points at its variable */
 	ck_assert_ptr_nonnull(gp->waiting);
 	ck_assert_ptr_eq(gp->waiting->elem, &recv_target);
@@ -134,22 +138,14 @@ static int lastpeer_main(int argc, char **argv)
 	gch = gort_chan_make(sizeof(long), 0);
 	atomic_store(&gcount, 0);
 	/* a sender's hint: the receiver it handed to */
-	atomic_store(&gslot, NULL);
-	gort_wg_add(&gwg, 1);
-	gort_go(blocked_receiver, NULL);
-	struct g *gp = wait_parked(&gslot, WAIT_CHAN_RECV);
-	struct sudog *sg = gp->waiting;
+	struct sudog *sg = go_parked(blocked_receiver, NULL, WAIT_CHAN_RECV)->waiting;
 	ck_assert_ptr_nonnull(sg);
 	long v = 7;
 	gort_chan_send(gch, &v);
 	ck_assert_ptr_eq(getg()->lastpeer, sg);
 	gort_wg_wait(&gwg);
 	/* a receiver's: the sender it took from */
-	atomic_store(&gslot, NULL);
-	gort_wg_add(&gwg, 1);
-	gort_go(seq_sender, (void *)1L);
-	gp = wait_parked(&gslot, WAIT_CHAN_SEND);
-	sg = gp->waiting;
+	sg = go_parked(seq_sender, (void *)1L, WAIT_CHAN_SEND)->waiting;
 	ck_assert_ptr_nonnull(sg);
 	ck_assert(gort_chan_recv(gch, &v));
 	ck_assert_int_eq(v, 1);
@@ -233,10 +229,7 @@ static int full_ring_main(int argc, char **argv)
 	gch = gort_chan_make(sizeof(int), 3);
 	for (int i = 0; i < 3; i++)
 		gort_chan_send(gch, &i);
-	atomic_store(&gslot, NULL);
-	gort_wg_add(&gwg, 1);
-	gort_go(fill_sender, NULL);
-	wait_parked(&gslot, WAIT_CHAN_SEND);
+	go_parked(fill_sender, NULL, WAIT_CHAN_SEND);
 	int v;
 	for (int i = 0; i < 3; i++) {
 		ck_assert(gort_chan_recv(gch, &v));
@@ -428,10 +421,7 @@ static int try_main(int argc, char **argv)
 	ck_assert_int_eq(gort_chan_tryrecv(gch, &v), 0);
 	ck_assert_int_eq(v, 3);
 	/* with a parked receiver, trysend hands over */
-	atomic_store(&gslot, NULL);
-	gort_wg_add(&gwg, 1);
-	gort_go(late_receiver, NULL);
-	wait_parked(&gslot, WAIT_CHAN_RECV);
+	go_parked(late_receiver, NULL, WAIT_CHAN_RECV);
 	ck_assert(gort_chan_trysend(gch, &v));
 	gort_wg_wait(&gwg);
 	ck_assert_int_eq(atomic_load(&gcount), 3);
